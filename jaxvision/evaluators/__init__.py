@@ -1,0 +1,1 @@
+"""jaxvision.evaluators."""
