@@ -48,6 +48,15 @@ class RunContext:
   is_main: bool = True  # process 0: the one that writes files
   steps_per_epoch: int = 1
 
+  def epochs_to_steps(self, epochs: float) -> int:
+    return int(round(float(epochs) * self.steps_per_epoch))
+
+  @property
+  def num_steps(self) -> int:
+    """config.num_epochs converted to steps when set, else config.steps."""
+    epochs = self.config.get("num_epochs")
+    return self.epochs_to_steps(epochs) if epochs is not None else int(self.config.steps)
+
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
@@ -104,8 +113,11 @@ class Method:
   transition: Optional[Callable[[RunContext, State, Meta, Stage], tuple[State, Meta]]] = None
   prepare: Optional[Callable[[RunContext, State, Meta], State]] = None
   summary: Optional[Callable[[RunContext, State, Meta], dict]] = None
+  # (regex over state paths, PartitionSpec) overriding config.sharding.params,
+  # e.g. (("extras/images", P("data")),) for per-device synthetic images.
+  sharding_rules: tuple = ()
 
   def get_stages(self, ctx: RunContext) -> list[Stage]:
     if self.stages is None:
-      return [Stage("train", int(ctx.config.steps))]
+      return [Stage("train", ctx.num_steps)]
     return list(self.stages(ctx))

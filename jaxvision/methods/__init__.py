@@ -1,1 +1,2 @@
-"""jaxvision.methods."""
+"""One package per paper; importing it registers the method."""
+from jaxvision.methods import classify  # noqa: F401

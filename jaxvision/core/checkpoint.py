@@ -1,0 +1,104 @@
+"""Orbax checkpoints: the only module that touches orbax.
+
+Each checkpoint is `Composite(state=<pytree>, meta=<json>)`. Saves are async
+and atomic (orbax writes to a temporary directory and renames it). Restores
+read `meta` first, so the caller can rebuild an abstract target of the right
+structure (with shardings) before restoring the state into it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional
+
+import jax
+import orbax.checkpoint as ocp
+
+
+class Checkpointer:
+  """Thin wrapper over ocp.CheckpointManager for `workdir/checkpoints`."""
+
+  def __init__(self, workdir: str, keep: int = 2, async_save: bool = True):
+    self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    opts = ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), create=True,
+                                        enable_async_checkpointing=async_save)
+    self.manager = ocp.CheckpointManager(self.directory, options=opts)
+
+  def latest_step(self) -> Optional[int]:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state: Any, meta: dict) -> None:
+    if step in self.manager.all_steps():
+      self.manager.wait_until_finished()
+      self.manager.delete(step)
+    self.manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+
+  def restore_meta(self, step: int) -> dict:
+    out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return dict(out["meta"])
+
+  def restore(self, step: int, abstract_state: Any) -> Any:
+    """Restores into `abstract_state` (ShapeDtypeStructs carrying shardings)."""
+    out = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state)))
+    return out["state"]
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()
+
+
+def load_state(path: str, abstract_state: Any) -> Any:
+  """Loads the state of the latest checkpoint under `path` (a workdir or its
+  checkpoints/ folder) into `abstract_state`; used for `config.init.checkpoint`."""
+  path = os.path.abspath(path)
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    path = os.path.join(path, "checkpoints")
+  mngr = ocp.CheckpointManager(path)
+  step = mngr.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"no orbax checkpoint under {path}; pass the workdir of a finished run")
+  out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
+  mngr.close()
+  return out["state"]
+
+
+def load_model_state(path: str, target: Any, role: str = "student") -> Any:
+  """Loads state["models"][role] of the latest checkpoint under `path` into the
+  structure of `target` (matched by tree path; shapes must agree)."""
+  path = os.path.abspath(path)
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    path = os.path.join(path, "checkpoints")
+  mngr = ocp.CheckpointManager(path)
+  step = mngr.latest_step()
+  if step is None:
+    raise FileNotFoundError(f"no orbax checkpoint under {path}; pass the workdir of a finished run")
+  raw = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  mngr.close()
+  try:
+    sub = raw["models"][role]
+  except KeyError as e:
+    raise KeyError(f"checkpoint {path} has no models/{role}") from e
+  from jaxvision.core.sharding import path_str
+  flat = {path_str(p): v for p, v in jax.tree_util.tree_flatten_with_path(sub)[0]}
+
+  def pick(p, leaf):
+    key = path_str(p)
+    cands = [k for k in (key, key.replace("/value", ""), key + "/value") if k in flat]
+    if not cands:
+      raise KeyError(f"checkpoint {path} lacks models/{role}/{key}")
+    v = flat[cands[0]]
+    if tuple(v.shape) != tuple(leaf.shape):
+      raise ValueError(f"models/{role}/{key}: checkpoint shape {tuple(v.shape)} != model "
+                       f"shape {tuple(leaf.shape)}; build the same model/widths")
+    return jax.numpy.asarray(v, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(pick, target)
+
+
+def abstract_with_shardings(abstract: Any, shardings: Any) -> Any:
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                      abstract, shardings)

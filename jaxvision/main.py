@@ -1,0 +1,63 @@
+"""Command line: python -m jaxvision.main --config=configs/<key>.py[:variant,demo|smoke] --workdir=DIR
+
+Overrides: --config.a.b=value (type-checked by ml_collections). A workdir that
+holds checkpoints resumes. Errors in the config, names, data or workdir exit
+non-zero at once with one line naming the problem and the fix.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, e.g. configs/classify.py:resnet56 or configs/optg.py:demo",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and summary.json.")
+_DISTRIBUTED = flags.DEFINE_bool("distributed", False,
+                                 "Call jax.distributed.initialize() (multi-host runs).")
+
+
+def _fail(msg: str, code: int = 2):
+  print(f"jaxvision: error: {msg}", file=sys.stderr)
+  sys.exit(code)
+
+
+def main(argv):
+  del argv
+  if _CONFIG.value is None:
+    _fail("--config is required, e.g. --config=configs/classify.py:demo")
+  if not _WORKDIR.value:
+    _fail("--workdir is required, e.g. --workdir=/tmp/jaxvision/run1 (a workdir with "
+          "checkpoints resumes)")
+  logging.set_verbosity(logging.WARNING)
+  from jaxvision import config_lib
+  from jaxvision.core import loop
+  from jaxvision.core.registry import UnknownNameError
+  from jaxvision.data import DataNotReadyError
+  config = _CONFIG.value
+  if _DISTRIBUTED.value:
+    with config.unlocked():
+      config.distributed = True
+  try:
+    summary = loop.train(config, _WORKDIR.value)
+  except (UnknownNameError, config_lib.ConfigError, DataNotReadyError) as e:
+    _fail(str(e))
+  except loop.Preempted as e:
+    _fail(str(e), 143)
+  except loop.TrainingDivergedError as e:
+    _fail(str(e), 1)
+  final = summary.get("final", {})
+  print("final: " + ", ".join(f"{k}={v:.4f}" for k, v in final.items()
+                              if isinstance(v, float)))
+  print(f"summary: {os.path.join(os.path.abspath(_WORKDIR.value), 'summary.json')}")
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
