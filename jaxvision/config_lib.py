@@ -91,6 +91,19 @@ def apply_flags(config: ml_collections.ConfigDict, flags: set[str], *,
   return config
 
 
+def load_config_file(path: str, arg: Optional[str] = None) -> ml_collections.ConfigDict:
+  """Loads a config file and calls its get_config(arg) (for notebooks and tests)."""
+  import importlib.util
+  import os
+  if not os.path.isfile(path):
+    raise ConfigError(f"config file {path} does not exist")
+  name = "jaxvision_config_" + os.path.splitext(os.path.basename(path))[0]
+  spec = importlib.util.spec_from_file_location(name, path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(arg)
+
+
 def set_path(config: ml_collections.ConfigDict, dotted: str, value):
   node = config
   *parents, leaf = dotted.split(".")

@@ -196,6 +196,8 @@ class Trainer:
     def save(state, meta, step):
       nonlocal last_saved
       self._check_finite(metrics, step, last_saved)
+      if not bool(_all_finite(state)):
+        self._check_finite({"loss": float("nan")}, step, last_saved)
       ckpt.save(step, state, meta)
       last_saved = step
 
@@ -282,8 +284,16 @@ class Trainer:
     if not math.isfinite(loss):
       where = f"step {last_saved}" if last_saved is not None else "none yet"
       raise TrainingDivergedError(
-          f"loss is {loss} at step {step}; stopped without saving (last good checkpoint: "
+          f"loss or parameters are {loss} at step {step}; stopped without saving (last good checkpoint: "
           f"{where}). Lower optim.lr or check the data, then rerun to resume.")
+
+
+@jax.jit
+def _all_finite(state) -> jax.Array:
+  """True when every floating leaf of the state is finite (checked before each save)."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(state)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def train(config, workdir: str, stop_at_step: Optional[int] = None) -> dict:

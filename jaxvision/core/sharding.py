@@ -23,10 +23,13 @@ def make_mesh(mesh_cfg) -> jax.sharding.Mesh:
     if n % rest:
       raise ValueError(f"config.mesh.shape={tuple(shape)} does not divide {n} devices")
     shape[shape.index(-1)] = n // rest
-  if math.prod(shape) != n:
+  if math.prod(shape) > n:
     raise ValueError(f"config.mesh.shape={tuple(shape)} needs {math.prod(shape)} devices, "
                      f"but {n} are visible; use -1 for the data axis")
-  return jax.make_mesh(tuple(shape), axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes))
+  # A mesh smaller than the visible devices uses the first prod(shape) of them.
+  devices = jax.devices()[:math.prod(shape)]
+  return jax.make_mesh(tuple(shape), axes, axis_types=(jax.sharding.AxisType.Auto,) * len(axes),
+                       devices=devices)
 
 
 def path_str(path) -> str:

@@ -1,0 +1,32 @@
+"""Test set-up: CPU only, 8 fake devices (set before jax starts), absl flags parsed."""
+import os
+
+os.environ["JAX_PLATFORMS"] = "cpu"
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from absl import flags  # noqa: E402
+
+flags.FLAGS.mark_as_parsed()
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def repo_root():
+  return REPO
+
+
+@pytest.fixture
+def load_config():
+  """load_config("classify", "smoke") -> configs/classify.py get_config("smoke")."""
+  from jaxvision.config_lib import load_config_file
+  return lambda name, arg=None: load_config_file(str(REPO / "configs" / f"{name}.py"), arg)
+
+
