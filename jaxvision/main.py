@@ -7,6 +7,7 @@ non-zero at once with one line naming the problem and the fix.
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from absl import app, flags, logging
@@ -55,8 +56,32 @@ def main(argv):
   print(f"summary: {os.path.join(os.path.abspath(_WORKDIR.value), 'summary.json')}")
 
 
+def _one_line(err: BaseException, argv) -> str:
+  """A flag/config parsing failure as one line naming the bad key or value."""
+  text = str(err).replace("\\'", "'").replace("\\n", "\n")
+  if isinstance(err, (AttributeError, KeyError)):
+    m = re.search(r"'([A-Za-z0-9_]+)'", text)
+    key = m.group(1) if m else text.strip()
+    hint = re.search(r'Did you mean "([^"]+)"', text)
+    bad = [a.split("=")[0] for a in argv if a.startswith("--config.") and key in a]
+    where = bad[0] if bad else "a --config.* override"
+    fix = f"did you mean '{hint.group(1)}'?" if hint else "check the spelling against the config file"
+    return f"unknown config key '{key}' in {where}; {fix}"
+  lines = [l.strip() for l in text.splitlines() if l.strip()]
+  errs = [l for l in lines if "Error:" in l and not l.startswith("File ")]
+  line = errs[-1] if errs else (lines[0] if lines else type(err).__name__)
+  return line.replace("jaxvision.config_lib.ConfigError: ", "")
+
+
+def _parse_flags(argv):
+  try:
+    return flags.FLAGS(argv)
+  except Exception as e:  # noqa: BLE001  (absl and config_flags raise many types)
+    _fail(_one_line(e, argv))
+
+
 def run():
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":
