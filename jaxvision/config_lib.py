@@ -76,7 +76,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.sharding = ml_collections.ConfigDict({"params": "replicate"})
   c.dtype = "float32"
   c.distributed = False
-  c.init = ml_collections.ConfigDict({"checkpoint": "", "torch_checkpoint": ""})
+  # checkpoint: an orbax workdir; torch_checkpoint: a PyTorch state_dict file
+  # (naming 'auto' | 'torchvision' | 'pytorchcv' | 'clr_rnf').
+  c.init = ml_collections.ConfigDict({"checkpoint": "", "torch_checkpoint": "",
+                                      "torch_naming": "auto", "torch_strict": True})
   c.progress = True
   return c
 

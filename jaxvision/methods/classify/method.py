@@ -132,7 +132,7 @@ def load_pretrained(ctx: RunContext, state: dict, meta: dict, role: str = "stude
   else:
     from jaxvision.models import torch_import
     model = merge(gdef, jax.device_get(state["models"][role]))
-    torch_import.load_torch_checkpoint(model, torch_path, strict=True)
+    torch_import.maybe_load_pretrained(model, ctx.config)
     loaded = model_state(model)
   new = dict(state)
   new["models"] = {**state["models"], role: loaded}
