@@ -51,21 +51,6 @@ class Checkpointer:
     self.manager.close()
 
 
-def load_state(path: str, abstract_state: Any) -> Any:
-  """Loads the state of the latest checkpoint under `path` (a workdir or its
-  checkpoints/ folder) into `abstract_state`; used for `config.init.checkpoint`."""
-  path = os.path.abspath(path)
-  if os.path.isdir(os.path.join(path, "checkpoints")):
-    path = os.path.join(path, "checkpoints")
-  mngr = ocp.CheckpointManager(path)
-  step = mngr.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"no orbax checkpoint under {path}; pass the workdir of a finished run")
-  out = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)))
-  mngr.close()
-  return out["state"]
-
-
 def load_model_state(path: str, target: Any, role: str = "student") -> Any:
   """Loads state["models"][role] of the latest checkpoint under `path` into the
   structure of `target` (matched by tree path; shapes must agree)."""

@@ -161,3 +161,15 @@ def test_stages_transition_and_resume(load_config, tmp_path):
   assert resumed.meta["widths"] == full.meta["widths"]
   for a, b in zip(_params(full.state), _params(resumed.state)):
     np.testing.assert_array_equal(a, b)
+
+
+def test_init_from_orbax_checkpoint(load_config, tmp_path):
+  first = loop.Trainer(_smoke(load_config), str(tmp_path / "a"))
+  s1 = first.run()
+  c = _smoke(load_config, steps=0)
+  c.init.checkpoint = str(tmp_path / "a")
+  second = loop.Trainer(c, str(tmp_path / "b"))
+  s2 = second.run()
+  assert s2["final"] == s1["final"]
+  for a, b in zip(jax.tree.leaves(first.state["models"]), jax.tree.leaves(second.state["models"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
