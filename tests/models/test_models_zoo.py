@@ -18,6 +18,19 @@ def test_registry_lists_all_models():
     models.build("resnet57", 10, rngs=nnx.Rngs(0))
 
 
+def _jit_call(m, x, train):
+  """m(x, train) compiled (eager NNX dispatch is slow for deep nets); BN updates written back."""
+  g, state = nnx.split(m)
+
+  def f(state, x):
+    mm = nnx.merge(g, state, copy=True)
+    return mm(x, train=train), nnx.state(mm)
+
+  y, new_state = jax.jit(f)(state, x)
+  nnx.update(m, new_state)
+  return y
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_build_and_forward_small(name):
   hw = models.input_shape(name)[0]
@@ -25,13 +38,13 @@ def test_build_and_forward_small(name):
   m = models.build(name, 7, rngs=nnx.Rngs(0), width_multiplier=0.125)
   x = jax.random.normal(jax.random.key(1), (2, hw, hw, 3))
   before = jax.tree.map(np.asarray, nnx.state(m, nnx.BatchStat))
-  y_eval = m(x, train=False)
+  y_eval = _jit_call(m, x, False)
   assert y_eval.shape == (2, 7) and bool(jnp.all(jnp.isfinite(y_eval)))
   # Eval mode leaves BN statistics alone; train mode updates them.
   same = jax.tree.map(lambda a, b: np.array_equal(a, np.asarray(b)), before,
                       nnx.state(m, nnx.BatchStat))
   assert all(jax.tree.leaves(same))
-  y_train = m(x, train=True)
+  y_train = _jit_call(m, x, True)
   assert y_train.shape == (2, 7)
   changed = jax.tree.map(lambda a, b: not np.array_equal(a, np.asarray(b)), before,
                          nnx.state(m, nnx.BatchStat))
