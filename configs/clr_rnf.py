@@ -20,8 +20,8 @@ Variants (``--config=configs/clr_rnf.py:<variant>[,demo|smoke]``):
   resnet50_044      ... pr 0.44, step lr: 9.00M / 1227.23M, 72.66 / 91.09.
   resnet50_044_cos  ... pr 0.44, cosine lr: 73.34 / 91.27 (the abstract's headline).
   resnet50_052      ... pr 0.52, step lr: 6.90M / 931.02M, 71.11 / 90.42.
-  demo   (flag) embedded digits, VGG-16 at 1/4 width: dense 240 steps -> prune (pr 0.86) ->
-         fine-tune 120 steps; a few minutes on 2 CPU cores.
+  demo   (flag) embedded digits, VGG-16 at 1/4 width: dense 240 steps -> prune (pr 0.6,
+         inherited BN) -> fine-tune 200 steps; a few minutes on 2 CPU cores.
   smoke  (flag) tiny synthetic run for CI (8 devices, checkpoint and resume).
 
 CIFAR fine-tuning (cifar.py): SGD 0.9, lr 0.01, milestones [50, 100] x0.1, 150 epochs, wd 5e-3
