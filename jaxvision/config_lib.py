@@ -55,7 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.method = "classify"
   c.seed = 0
-  c.model = ml_collections.ConfigDict({"name": "resnet56", "kwargs": {}})
+  # kwargs go to models.build; width_multiplier and dtype are accepted by every model
+  c.model = ml_collections.ConfigDict({"name": "resnet56", "kwargs": {"width_multiplier": 1.0}})
   c.dataset = ml_collections.ConfigDict({
       "name": "cifar10", "data_dir": "", "download": False, "augment": True,
       "num_workers": 8})
@@ -125,8 +126,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
   _choices(config.method, registry.METHODS)
   _choices(config.model.name, registry.MODELS)
   _choices(config.dataset.name, registry.DATASETS)
+  from jaxvision.core import optim
   if config.batch_size <= 0 or config.eval_batch_size <= 0:
     raise ConfigError("batch_size and eval_batch_size must be positive")
+  if config.optim.name not in optim.OPTIMIZERS:
+    raise ConfigError(f"config.optim.name='{config.optim.name}' is not one of "
+                      f"{', '.join(optim.OPTIMIZERS)}")
+  if config.optim.schedule not in optim.SCHEDULES:
+    raise ConfigError(f"config.optim.schedule='{config.optim.schedule}' is not one of "
+                      f"{', '.join(optim.SCHEDULES)}")
+  for key, low in (("log_every", 1), ("eval_every", 0), ("checkpoint_every", 0),
+                   ("keep_checkpoints", 1)):
+    if int(config[key]) < low:
+      raise ConfigError(f"config.{key}={config[key]} must be >= {low}"
+                        + (" (0 turns it off)" if low == 0 else ""))
   if config.dtype not in ("float32", "bfloat16", "float16"):
     raise ConfigError(f"config.dtype='{config.dtype}' is not one of float32, bfloat16, float16")
   if config.sharding.params not in ("replicate", "fsdp"):

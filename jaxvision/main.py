@@ -37,6 +37,7 @@ def main(argv):
   from jaxvision import config_lib
   from jaxvision.core import loop
   from jaxvision.core.registry import UnknownNameError
+  from jaxvision.core.sharding import MeshError
   from jaxvision.data import DataNotReadyError
   config = _CONFIG.value
   if _DISTRIBUTED.value:
@@ -44,7 +45,7 @@ def main(argv):
       config.distributed = True
   try:
     summary = loop.train(config, _WORKDIR.value)
-  except (UnknownNameError, config_lib.ConfigError, DataNotReadyError) as e:
+  except (UnknownNameError, config_lib.ConfigError, DataNotReadyError, MeshError) as e:
     _fail(str(e))
   except loop.Preempted as e:
     _fail(str(e), 143)

@@ -57,11 +57,16 @@ def load_model_state(path: str, target: Any, role: str = "student") -> Any:
   path = os.path.abspath(path)
   if os.path.isdir(os.path.join(path, "checkpoints")):
     path = os.path.join(path, "checkpoints")
-  mngr = ocp.CheckpointManager(path)
+  mngr = ocp.CheckpointManager(path, item_handlers={"state": ocp.StandardCheckpointHandler()})
   step = mngr.latest_step()
   if step is None:
     raise FileNotFoundError(f"no orbax checkpoint under {path}; pass the workdir of a finished run")
-  raw = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))["state"]
+  # Restore onto one local device whatever mesh wrote it (a baseline trained on 8 GPUs
+  # loads in Colab); the caller re-shards.
+  one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  md = mngr.item_metadata(step)["state"]
+  on_one = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one), md)
+  raw = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(on_one)))["state"]
   mngr.close()
   try:
     sub = raw["models"][role]

@@ -23,7 +23,10 @@ def initialize() -> None:
     kwargs = dict(coordinator_address=os.environ["JAXVISION_COORDINATOR"],
                   num_processes=int(os.environ["JAXVISION_NUM_PROCESSES"]),
                   process_id=int(os.environ["JAXVISION_PROCESS_ID"]))
-  if os.environ.get("JAX_PLATFORMS", "") == "cpu":
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  if os.environ.get("JAX_PLATFORMS", "").startswith("cpu"):
+    try:  # the default in recent jax; set explicitly where the option exists
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except (AttributeError, KeyError, ValueError):
+      pass
   jax.distributed.initialize(**kwargs)
   _initialized = True

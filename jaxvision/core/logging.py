@@ -18,24 +18,32 @@ def to_python(x: Any) -> Any:
   if isinstance(x, (list, tuple)):
     return [to_python(v) for v in x]
   if hasattr(x, "tolist"):
-    return x.tolist()
+    return to_python(x.tolist())
   if isinstance(x, float) and not math.isfinite(x):
-    return str(x)
+    return str(x)  # JSON has no NaN/inf
   return x
 
 
 class MetricWriter:
   """Writes scalars to workdir/metrics.jsonl and TensorBoard; no-op off the main process."""
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True, resume_step: Optional[int] = None):
+    """resume_step: a resumed run drops the records written after that checkpoint."""
     self.enabled = enabled
     self._tb = None
     if enabled:
       os.makedirs(workdir, exist_ok=True)
-      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
+      path = os.path.join(workdir, "metrics.jsonl")
+      if resume_step is not None and os.path.exists(path):
+        with open(path) as f:
+          keep = [l for l in f if l.strip() and json.loads(l).get("step", 0) <= resume_step]
+        with open(path, "w") as f:
+          f.writelines(keep)
+      self._jsonl = open(path, "a")
       try:
         from tensorboardX import SummaryWriter
-        self._tb = SummaryWriter(os.path.join(workdir, "tb"))
+        self._tb = SummaryWriter(os.path.join(workdir, "tb"),
+                                 purge_step=None if resume_step is None else resume_step + 1)
       except ImportError:  # tensorboardX is a dependency; tolerate its absence
         self._tb = None
 

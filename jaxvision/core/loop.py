@@ -11,6 +11,7 @@ after host-side stage transitions (the checkpoint's meta rebuilds the structure)
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import signal
@@ -97,8 +98,21 @@ class Trainer:
       raise config_lib.ConfigError(f"method '{config.method}' defines no stages")
     self.ends = [int(e) for e in np.cumsum([s.steps for s in self.stages])]
     self._jit_cache: dict = {}
+    self.trace_counts: dict = {}  # jit traces per compiled function (tests assert 1)
     if self.ctx.is_main:
-      os.makedirs(self.workdir, exist_ok=True)
+      try:
+        os.makedirs(self.workdir, exist_ok=True)
+      except OSError as e:
+        raise config_lib.ConfigError(f"cannot use --workdir={workdir}: {e.strerror}; "
+                                     f"pass a directory path") from e
+
+  def fingerprint(self) -> dict:
+    """Config keys that must not change when a run resumes (structure, data stream)."""
+    c = self.config
+    return {"method": c.method, "model": c.model.name, "model_kwargs": repr(sorted(
+        dict(c.model.get("kwargs", {})).items())), "dataset": c.dataset.name,
+        "batch_size": int(c.batch_size), "seed": int(c.seed),
+        "stages": [[s.name, int(s.steps)] for s in self.stages]}
 
   # ----------------------------------------------------------------- state
   def _shardings(self, abstract):
@@ -116,6 +130,13 @@ class Trainer:
 
   def restore_state(self, ckpt, step):
     meta = ckpt.restore_meta(step)
+    saved, now = meta.get("fingerprint", {}), self.fingerprint()
+    changed = [k for k in now if k in saved and saved[k] != now[k]]
+    if changed:
+      raise config_lib.ConfigError(
+          f"--workdir={self.workdir} holds a run with different {', '.join(changed)} "
+          f"({', '.join(f'{saved[k]} -> {now[k]}' for k in changed)}); resume with the same "
+          f"config or use a new --workdir")
     abstract = self._abstract(meta)
     shardings = self._shardings(abstract)
     state = ckpt.restore(step, ckpt_lib.abstract_with_shardings(abstract, shardings))
@@ -123,18 +144,22 @@ class Trainer:
 
   # --------------------------------------------------------------- compiled
   def _train_fn(self, stage: Stage, meta: dict, shardings):
-    key = ("train", stage.name, repr(sorted((k, v) for k, v in meta.items() if k != "evals")))
+    key = ("train", stage, _meta_key(meta))
     if key not in self._jit_cache:
       step_fn = self.method.train_step(self.ctx, meta, stage)
       base = self.base_key
       rep = shard_lib.replicated(self.mesh)
+      counts = self.trace_counts
+      counts[key] = 0
       if stage.uses_data:
         def wrapped(state, batch):
+          counts[key] += 1  # runs at trace time only
           return step_fn(state, batch, jax.random.fold_in(base, state["step"]))
         fn = jax.jit(wrapped, in_shardings=(shardings, shard_lib.batch_sharding(self.mesh)),
                      out_shardings=(shardings, rep), donate_argnums=0)
       else:
         def wrapped(state):
+          counts[key] += 1
           return step_fn(state, None, jax.random.fold_in(base, state["step"]))
         fn = jax.jit(wrapped, in_shardings=(shardings,), out_shardings=(shardings, rep),
                      donate_argnums=0)
@@ -142,7 +167,7 @@ class Trainer:
     return self._jit_cache[key]
 
   def _eval_fn(self, meta: dict, shardings):
-    key = ("eval", repr(sorted((k, v) for k, v in meta.items() if k != "evals")))
+    key = ("eval", _meta_key(meta))
     if key not in self._jit_cache:
       per_example = self.method.eval_step(self.ctx, meta)
 
@@ -161,11 +186,11 @@ class Trainer:
   def evaluate(self, state, meta, shardings) -> dict:
     """Masked means of the method's per-example eval values over the eval split."""
     fn = self._eval_fn(meta, shardings)
-    totals: dict[str, float] = {}
+    totals = None
     for local in self.pipeline.eval_iter(self.config.eval_batch_size):
-      out = jax.device_get(fn(state, shard_lib.global_batch(local, self.mesh)))
-      for k, v in out.items():
-        totals[k] = totals.get(k, 0.0) + float(v)
+      out = fn(state, shard_lib.global_batch(local, self.mesh))
+      totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+    totals = {k: float(v) for k, v in jax.device_get(totals or {}).items()}
     count = max(totals.pop("_count", 0.0), 1.0)
     return {k: v / count for k, v in totals.items()}
 
@@ -175,13 +200,13 @@ class Trainer:
     cfg, ctx = self.config, self.ctx
     t0 = time.time()
     ckpt = ckpt_lib.Checkpointer(self.workdir, cfg.keep_checkpoints)
-    writer = log_lib.MetricWriter(self.workdir, ctx.is_main)
     latest = ckpt.latest_step()
+    writer = log_lib.MetricWriter(self.workdir, ctx.is_main, resume_step=latest)
     if latest is not None:
       state, meta, shardings = self.restore_state(ckpt, latest)
       last_saved = latest
     else:
-      meta = {"stage": 0, "evals": {}}
+      meta = {"stage": 0, "evals": {}, "fingerprint": self.fingerprint()}
       state, shardings = self.init_state(meta)
       if self.method.prepare is not None:
         state = jax.device_put(self.method.prepare(ctx, state, meta), shardings)
@@ -198,8 +223,20 @@ class Trainer:
       self._check_finite(metrics, step, last_saved)
       if not bool(_all_finite(state)):
         self._check_finite({"loss": float("nan")}, step, last_saved)
-      ckpt.save(step, state, meta)
+      ckpt.save(step, state, copy.deepcopy(meta))  # meta is serialised in a background thread
       last_saved = step
+
+    multihost = jax.process_count() > 1
+
+    def stop_requested(step):
+      if stop_at_step is not None and step >= stop_at_step:
+        return True
+      if not multihost:
+        return flag.set
+      if step % cfg.log_every:  # hosts agree on the stop step (SIGTERM arrives at different times)
+        return False
+      from jax.experimental import multihost_utils
+      return bool(np.max(multihost_utils.process_allgather(np.int32(flag.set))))
 
     def record_eval(state, meta, shardings, stage, when):
       res = self.evaluate(state, meta, shardings)
@@ -236,8 +273,9 @@ class Trainer:
               boundary = step == end and si + 1 < len(self.stages)
               if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not boundary:
                 save(state, meta, step)
-              if flag.set or (stop_at_step is not None and step >= stop_at_step):
-                save(state, meta, step)
+              if stop_requested(step):
+                if last_saved != step:
+                  save(state, meta, step)
                 raise Preempted(f"stopped at step {step}; checkpoint saved in {ckpt.directory}; "
                                 f"run the same command again to resume")
           if stage.evaluate and "end" not in meta.get("evals", {}).get(stage.name, {}):
@@ -249,7 +287,7 @@ class Trainer:
             state, new_meta = self.method.transition(ctx, state, meta, nxt)
             meta = {**meta, **new_meta}
           meta["stage"] = si + 1
-          shardings = self._shardings(jax.eval_shape(lambda s: s, state))
+          shardings = self._check_transition(state, meta, nxt)
           state = jax.device_put(state, shardings)
           if nxt.evaluate:
             record_eval(state, meta, shardings, nxt, "start")
@@ -276,6 +314,26 @@ class Trainer:
     self.state, self.meta = state, meta
     return summary
 
+  def _check_transition(self, state, meta, stage):
+    """The transitioned state must be what init(meta) rebuilds on resume; returns its shardings."""
+    import json
+    try:
+      meta_rt = json.loads(json.dumps(meta))
+    except TypeError as e:
+      raise TypeError(f"transition to '{stage.name}' returned a meta that is not JSON: {e}") from e
+    expected = self._abstract(meta_rt)
+    got = jax.eval_shape(lambda s: s, state)
+    exp_leaves = jax.tree_util.tree_flatten_with_path(expected)[0]
+    got_leaves = jax.tree_util.tree_flatten_with_path(got)[0]
+    bad = [shard_lib.path_str(p) for (p, a), (_, b) in zip(exp_leaves, got_leaves)
+           if (a.shape, a.dtype) != (b.shape, b.dtype)]
+    if (jax.tree.structure(expected) != jax.tree.structure(got) or bad):
+      raise RuntimeError(
+          f"method '{self.method.name}': the state after the transition to '{stage.name}' differs "
+          f"from init(meta) ({'; '.join(bad[:5]) or 'tree structure'}); a resumed run could not "
+          f"restore it. Make init() build this structure from meta.")
+    return self._shardings(expected)
+
   @staticmethod
   def _check_finite(metrics, step, last_saved):
     if metrics is None:
@@ -286,6 +344,12 @@ class Trainer:
       raise TrainingDivergedError(
           f"loss or parameters are {loss} at step {step}; stopped without saving (last good checkpoint: "
           f"{where}). Lower optim.lr or check the data, then rerun to resume.")
+
+
+def _meta_key(meta: dict) -> str:
+  import json
+  return json.dumps({k: v for k, v in meta.items() if k not in ("evals", "fingerprint")},
+                    sort_keys=True, default=str)
 
 
 @jax.jit

@@ -12,19 +12,23 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 FSDP_MIN_SIZE = 1 << 14  # arrays smaller than this stay replicated under 'fsdp'
 
 
+class MeshError(ValueError):
+  """config.mesh does not fit the visible devices."""
+
+
 def make_mesh(mesh_cfg) -> jax.sharding.Mesh:
   """Mesh from config.mesh (shape with one -1 allowed, axes names), Auto axis types."""
   shape, axes = list(mesh_cfg.shape), tuple(mesh_cfg.axes)
   n = jax.device_count()
   if shape.count(-1) > 1:
-    raise ValueError(f"config.mesh.shape={tuple(shape)} has more than one -1")
+    raise MeshError(f"config.mesh.shape={tuple(shape)} has more than one -1")
   if -1 in shape:
     rest = math.prod(s for s in shape if s != -1)
     if n % rest:
-      raise ValueError(f"config.mesh.shape={tuple(shape)} does not divide {n} devices")
+      raise MeshError(f"config.mesh.shape={tuple(shape)} does not divide {n} devices")
     shape[shape.index(-1)] = n // rest
   if math.prod(shape) > n:
-    raise ValueError(f"config.mesh.shape={tuple(shape)} needs {math.prod(shape)} devices, "
+    raise MeshError(f"config.mesh.shape={tuple(shape)} needs {math.prod(shape)} devices, "
                      f"but {n} are visible; use -1 for the data axis")
   # A mesh smaller than the visible devices uses the first prod(shape) of them.
   devices = jax.devices()[:math.prod(shape)]

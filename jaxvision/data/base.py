@@ -3,7 +3,7 @@
 Determinism (exact resume): the training stream is a concatenation of
 per-epoch permutations, a pure function of (seed, position); batch `s` holds
 positions [s*B, (s+1)*B) and process `p` of `P` takes its contiguous slice
-[p*B/P, (p+1)*B/P). Augmentation draws from an RNG seeded by (seed, position).
+[p*B/P, (p+1)*B/P). Augmentation draws from one RNG per (seed, step, process).
 So batch `s` is identical whether or not the run was interrupted before it.
 """
 from __future__ import annotations
@@ -70,11 +70,10 @@ class Pipeline:
   def train_batch(self, step: int) -> dict:
     """The local slice of global batch `step` (numpy)."""
     start = step * self.batch_size + self.offset
-    examples = []
-    for pos in range(start, start + self.local):
-      rng = np.random.default_rng((self.seed, 11, pos))
-      examples.append(self.dataset.preprocess(self.dataset.train[self._index(pos)], rng, True))
-    return stack(examples)
+    rng = np.random.default_rng((self.seed, 11, step, self.process_index))  # one per batch
+    prep, records = self.dataset.preprocess, self.dataset.train
+    return stack([prep(records[self._index(pos)], rng, True)
+                  for pos in range(start, start + self.local)])
 
   def train_iter(self, start_step: int, end_step: int) -> Iterator[dict]:
     """Batches start_step..end_step-1, assembled by background threads (grain)."""
@@ -84,19 +83,25 @@ class Pipeline:
     return iter(ds.to_iter_dataset(opts))
 
   def eval_iter(self, batch_size: int) -> Iterator[dict]:
-    """The eval split in order, padded to whole global batches; "mask" marks real rows."""
+    """The eval split in order, padded to whole global batches; "mask" marks real rows.
+    Batches are assembled ahead by background threads (grain)."""
+    import grain
     if batch_size % self.process_count:
       raise ValueError(f"eval batch size {batch_size} does not divide over {self.process_count} processes")
+    n = len(self.dataset.eval)
+    ds = grain.MapDataset.range(0, -(-n // batch_size)).map(
+        lambda b: self._eval_batch(b, batch_size))
+    opts = grain.ReadOptions(num_threads=self.num_threads, prefetch_buffer_size=2 * self.num_threads)
+    return iter(ds.to_iter_dataset(opts))
+
+  def _eval_batch(self, index: int, batch_size: int) -> dict:
     local = batch_size // self.process_count
     records, n = self.dataset.eval, len(self.dataset.eval)
-    for start in range(0, n, batch_size):
-      rows, mask = [], []
-      for pos in range(start + self.process_index * local, start + (self.process_index + 1) * local):
-        rows.append(self.dataset.preprocess(records[min(pos, n - 1)], None, False))
-        mask.append(1.0 if pos < n else 0.0)
-      batch = stack(rows)
-      batch["mask"] = np.asarray(mask, np.float32)
-      yield batch
+    start = index * batch_size + self.process_index * local
+    positions = range(start, start + local)
+    batch = stack([self.dataset.preprocess(records[min(p, n - 1)], None, False) for p in positions])
+    batch["mask"] = np.asarray([1.0 if p < n else 0.0 for p in positions], np.float32)
+    return batch
 
 
 def stack(examples: list[dict]) -> dict:

@@ -25,7 +25,8 @@ _SPECS = {
 
 
 def _prepare_hint(tfds_name: str, data_dir: str) -> str:
-  return (f"prepare it once with network access: `python -c \"import tensorflow_datasets as tfds; "
+  return (f"prepare it once with network access and TensorFlow (pip install tensorflow-cpu; "
+          f"only this step needs it): `python -c \"import tensorflow_datasets as tfds; "
           f"tfds.builder('{tfds_name}', data_dir='{data_dir}', file_format='array_record')"
           f".download_and_prepare()\"` (ImageNet needs the manual tar files in "
           f"{data_dir}/downloads/manual), then pass --config.dataset.data_dir={data_dir}")

@@ -45,8 +45,7 @@ def test_smoke_trains_evaluates_checkpoints(load_config, tmp_path):
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["3", "6"]
   assert os.listdir(tmp_path / "tb")
   # No recompilation across steps: one trace of the train step.
-  (train_fn,) = [f for k, f in trainer._jit_cache.items() if k[0] == "train"]
-  assert train_fn._cache_size() == 1
+  assert list(trainer.trace_counts.values()) == [1]
   # Params are replicated and the batch was split over the 8 devices.
   leaf = jax.tree.leaves(trainer.state["models"])[0]
   assert len(leaf.sharding.device_set) == 8
@@ -65,14 +64,37 @@ def test_resume_is_exact(load_config, tmp_path):
 
 
 def test_restore_on_smaller_mesh(load_config, tmp_path):
-  loop.train(_smoke(load_config), str(tmp_path))  # 8 devices, finished at step 6
-  c = _smoke(load_config, **{"steps": 8, "mesh.shape": (4,)})
-  t = loop.Trainer(c, str(tmp_path))
+  first = loop.Trainer(_smoke(load_config), str(tmp_path))  # 8 devices, ends at step 6
+  first.run()
+  t = loop.Trainer(_smoke(load_config, **{"mesh.shape": (4,)}), str(tmp_path))
   assert t.mesh.devices.size == 4
-  summary = t.run()
-  assert summary["steps"] == 8
+  summary = t.run()  # restores step 6 onto 4 devices; nothing left to train
+  assert summary["steps"] == 6
   leaf = jax.tree.leaves(t.state["models"])[0]
   assert len(leaf.sharding.device_set) == 4
+  for a, b in zip(_params(first.state), _params(t.state)):
+    np.testing.assert_array_equal(a, b)
+  assert summary["final"] == pytest.approx(first.meta["evals"]["train"]["end"], rel=1e-5)
+
+
+def test_resume_with_changed_config_is_refused(load_config, tmp_path):
+  loop.train(_smoke(load_config), str(tmp_path))
+  from jaxvision.config_lib import ConfigError
+  with pytest.raises(ConfigError, match="batch_size"):
+    loop.train(_smoke(load_config, batch_size=32), str(tmp_path))
+
+
+def test_eval_with_padding_equals_direct_computation(load_config, tmp_path):
+  c = _smoke(load_config, **{"dataset.num_eval": 37, "eval_batch_size": 16, "steps": 2})
+  t = loop.Trainer(c, str(tmp_path))
+  t.run()
+  res = t.evaluate(t.state, t.meta, jax.tree.map(lambda x: x.sharding, t.state))
+  ev = t.dataset.eval
+  x = np.stack([ev[i]["image"] for i in range(len(ev))])
+  y = np.stack([ev[i]["label"] for i in range(len(ev))])
+  model = classify.merge(classify.graphdef(t.ctx, t.meta), jax.device_get(t.state["models"]["student"]))
+  logits = np.asarray(model(jnp.asarray(x), train=False))
+  assert res["top1"] == pytest.approx(float(np.mean(logits.argmax(-1) == y)), abs=1e-6)
 
 
 def test_fsdp_sharding_trains(load_config, tmp_path):

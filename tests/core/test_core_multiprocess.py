@@ -49,14 +49,16 @@ def test_two_processes_match_one(repo_root, tmp_path):
 
   multi = tmp_path / "multi"
   port = _free_port()
+  logs = [open(tmp_path / f"worker{i}.log", "w+") for i in range(2)]  # files: no pipe deadlock
   procs = [subprocess.Popen(
       [sys.executable, "-c", WORKER, cfg, str(multi), "1"],
       env=_env(4, JAXVISION_COORDINATOR=f"127.0.0.1:{port}", JAXVISION_NUM_PROCESSES="2",
                JAXVISION_PROCESS_ID=str(i)),
-      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-  outs = [pr.communicate(timeout=600) for pr in procs]
-  for pr, (_, err) in zip(procs, outs):
-    assert pr.returncode == 0, err[-3000:]
+      stdout=logs[i], stderr=subprocess.STDOUT, text=True) for i in range(2)]
+  for pr, log in zip(procs, logs):
+    pr.wait(timeout=600)
+    log.seek(0)
+    assert pr.returncode == 0, log.read()[-3000:]
 
   a, b = np.load(single / "params.npz"), np.load(multi / "params.npz")
   assert len(a.files) == len(b.files) > 0
