@@ -1,3 +1,5 @@
 """One package per paper; importing it registers the method."""
 from jaxvision.methods import classify  # noqa: F401
 from jaxvision.methods import clr_rnf  # noqa: F401
+from jaxvision.methods import intraq  # noqa: F401
+from jaxvision.methods import optg  # noqa: F401
