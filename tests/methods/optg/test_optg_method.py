@@ -62,7 +62,7 @@ def test_optg_smoke_resume_keeps_masks_and_scores(load_config, tmp_path):
 def test_optg_demo_shortened_and_export_evaluates(load_config, tmp_path):
   from jaxvision.methods.optg import evaluate
   c = load_config("optg", "demo")
-  c.steps = 44  # 2 epochs of digits: the last refresh is at the 90% target
+  c.batch_size, c.steps = 64, 44  # 2 epochs of 22 steps: the last refresh is at the 90% target
   c.progress = False
   c.checkpoint_every = 0
   s = loop.train(c, str(tmp_path))
