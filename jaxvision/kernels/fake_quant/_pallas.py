@@ -31,6 +31,18 @@ class Layout:
   block: tuple[int, int]
 
 
+_DTYPES = (jnp.float32, jnp.bfloat16)
+
+
+def supported(x) -> str | None:
+  """None when the Pallas kernels take `x`, else the reason."""
+  if x.dtype not in _DTYPES:
+    return f"dtype {x.dtype} (the kernel takes float32 or bfloat16)"
+  if x.size == 0:
+    return "empty input"
+  return None
+
+
 def make_layout(shape, axis, choose_block: Callable[[int, int, str], tuple[int, int]],
                 flat_cols: int | None = None) -> Layout:
   n = math.prod(shape)

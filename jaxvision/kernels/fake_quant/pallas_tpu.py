@@ -5,22 +5,13 @@ dims multiples of (32, 128) or the full dims). Unmeasured on a TPU.
 """
 from __future__ import annotations
 
-import jax.numpy as jnp
 
 from jaxvision.kernels._dispatch import interpret
 from jaxvision.kernels.fake_quant import _pallas
 from jaxvision.kernels.fake_quant.config import FakeQuantConfig
 from jaxvision.kernels.fake_quant.reference import FQSpec
 
-_DTYPES = (jnp.float32, jnp.bfloat16)
-
-
-def supported(x) -> str | None:
-  if x.dtype not in _DTYPES:
-    return f"dtype {x.dtype} (the kernel takes float32 or bfloat16)"
-  if x.size == 0:
-    return "empty input"
-  return None
+supported = _pallas.supported  # the same input check for both kernel families
 
 
 def _chooser(cfg: FakeQuantConfig):
