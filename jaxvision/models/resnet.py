@@ -13,6 +13,21 @@ STAGE_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 6, 3)}
 BASE_WIDTHS = (64, 128, 256, 512)
 
 
+def _add_projection(block, cin: int, cout: int, stride: int, *, rngs, dtype) -> None:
+  """torchvision `downsample` (1x1 conv, stride, BN) when the shape changes."""
+  block.has_proj = stride != 1 or cin != cout
+  if block.has_proj:
+    block.downsample_conv = common.conv(cin, cout, 1, stride=stride, padding=0, dtype=dtype,
+                                        rngs=rngs)
+    block.downsample_bn = common.bn(cout, dtype=dtype, rngs=rngs)
+
+
+def _shortcut(block, x, use_running_average: bool):
+  if not block.has_proj:
+    return x
+  return block.downsample_bn(block.downsample_conv(x), use_running_average=use_running_average)
+
+
 class BasicBlock(nnx.Module):
   """conv3x3(stride)-BN-ReLU-conv3x3-BN + shortcut, ReLU. x: [B, H, W, cin]."""
 
@@ -21,17 +36,13 @@ class BasicBlock(nnx.Module):
     self.bn1 = common.bn(inner[0], dtype=dtype, rngs=rngs)
     self.conv2 = common.conv(inner[0], cout, 3, dtype=dtype, rngs=rngs)
     self.bn2 = common.bn(cout, dtype=dtype, rngs=rngs)
-    self.has_proj = stride != 1 or cin != cout
-    if self.has_proj:
-      self.downsample_conv = common.conv(cin, cout, 1, stride=stride, padding=0, dtype=dtype,
-                                         rngs=rngs)
-      self.downsample_bn = common.bn(cout, dtype=dtype, rngs=rngs)
+    _add_projection(self, cin, cout, stride, rngs=rngs, dtype=dtype)
 
   def __call__(self, x, train: bool):
     ura = not train
     y = nnx.relu(self.bn1(self.conv1(x), use_running_average=ura))
     y = self.bn2(self.conv2(y), use_running_average=ura)
-    sc = self.downsample_bn(self.downsample_conv(x), use_running_average=ura) if self.has_proj else x
+    sc = _shortcut(self, x, ura)
     return nnx.relu(y + sc)
 
 
@@ -46,18 +57,14 @@ class Bottleneck(nnx.Module):
     self.bn2 = common.bn(c2, dtype=dtype, rngs=rngs)
     self.conv3 = common.conv(c2, cout, 1, padding=0, dtype=dtype, rngs=rngs)
     self.bn3 = common.bn(cout, dtype=dtype, rngs=rngs)
-    self.has_proj = stride != 1 or cin != cout
-    if self.has_proj:
-      self.downsample_conv = common.conv(cin, cout, 1, stride=stride, padding=0, dtype=dtype,
-                                         rngs=rngs)
-      self.downsample_bn = common.bn(cout, dtype=dtype, rngs=rngs)
+    _add_projection(self, cin, cout, stride, rngs=rngs, dtype=dtype)
 
   def __call__(self, x, train: bool):
     ura = not train
     y = nnx.relu(self.bn1(self.conv1(x), use_running_average=ura))
     y = nnx.relu(self.bn2(self.conv2(y), use_running_average=ura))
     y = self.bn3(self.conv3(y), use_running_average=ura)
-    sc = self.downsample_bn(self.downsample_conv(x), use_running_average=ura) if self.has_proj else x
+    sc = _shortcut(self, x, ura)
     return nnx.relu(y + sc)
 
 
