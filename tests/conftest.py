@@ -12,10 +12,12 @@ from absl import flags  # noqa: E402
 flags.FLAGS.mark_as_parsed()
 
 import pathlib  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # shared test helpers: `import tiny_models`
 
 
 @pytest.fixture

@@ -7,22 +7,7 @@ from flax import nnx
 
 from jaxvision import quant
 from jaxvision.quant import ops
-
-
-class TinyCNN(nnx.Module):
-  """Spec §8 teacher: conv3x3(3->8)+BN+ReLU -> conv3x3 s2 (8->16)+BN+ReLU -> GAP -> Linear."""
-
-  def __init__(self, rngs):
-    self.c1 = nnx.Conv(3, 8, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, rngs=rngs)
-    self.b1 = nnx.BatchNorm(8, rngs=rngs)
-    self.c2 = nnx.Conv(8, 16, (3, 3), strides=2, padding="SAME", use_bias=False, rngs=rngs)
-    self.b2 = nnx.BatchNorm(16, rngs=rngs)
-    self.fc = nnx.Linear(16, 10, rngs=rngs)
-
-  def __call__(self, x, train=False):
-    x = nnx.relu(self.b1(self.c1(x), use_running_average=not train))
-    x = nnx.relu(self.b2(self.c2(x), use_running_average=not train))
-    return self.fc(x.mean((1, 2)))
+from tiny_models import TinyBNCNN as TinyCNN
 
 
 def test_fake_quant_levels_and_error_bound():

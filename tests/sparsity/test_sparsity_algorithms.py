@@ -12,21 +12,7 @@ from jaxvision import sparsity as sp
 from jaxvision.methods import classify
 from jaxvision.methods.optg.method import make_sparse_train_step
 from jaxvision.sparsity import masking, paths, topk
-
-
-class Tiny(nnx.Module):
-  """Spec §8: two 3x3 convs (8, 16), GAP, bias-free 1x1 'fc' to 10 classes."""
-
-  def __init__(self, rngs):
-    self.conv1 = nnx.Conv(3, 8, (3, 3), use_bias=False, rngs=rngs)
-    self.bn1 = nnx.BatchNorm(8, rngs=rngs)
-    self.conv2 = nnx.Conv(8, 16, (3, 3), use_bias=False, rngs=rngs)
-    self.fc = nnx.Conv(16, 10, (1, 1), use_bias=False, rngs=rngs)
-
-  def __call__(self, x, train=True):
-    x = nnx.relu(self.bn1(self.conv1(x), use_running_average=not train))
-    x = nnx.relu(self.conv2(x))
-    return self.fc(jnp.mean(x, axis=(1, 2), keepdims=True))[:, 0, 0, :]
+from tiny_models import TinySparseCNN as Tiny
 
 
 N = 3 * 3 * 3 * 8 + 3 * 3 * 8 * 16 + 16 * 10  # 1528 masked weights

@@ -1,4 +1,5 @@
 """Pure parts of jaxvision.sparsity: paths, exact top-k, schedules, distributions, STE."""
+import functools
 import math
 
 import jax
@@ -10,22 +11,10 @@ from flax import nnx
 
 from jaxvision import sparsity
 from jaxvision.sparsity import algorithms, masking, paths, schedules, topk
+import tiny_models
 
 
-class Tiny(nnx.Module):
-  """Spec §8 model: two 3x3 convs (8, 16), GAP, bias-free 1x1 'fc' to 10 classes."""
-
-  def __init__(self, rngs):
-    self.conv1 = nnx.Conv(3, 8, (3, 3), use_bias=False, rngs=rngs)
-    self.bn1 = nnx.BatchNorm(8, rngs=rngs)
-    self.conv2 = nnx.Conv(8, 16, (3, 3), use_bias=True, rngs=rngs)
-    self.fc = nnx.Conv(16, 10, (1, 1), use_bias=False, rngs=rngs)
-
-  def __call__(self, x, train=True):
-    x = nnx.relu(self.bn1(self.conv1(x), use_running_average=not train))
-    x = nnx.relu(self.conv2(x))
-    x = jnp.mean(x, axis=(1, 2), keepdims=True)
-    return self.fc(x)[:, 0, 0, :]
+Tiny = functools.partial(tiny_models.TinySparseCNN, conv2_bias=True)  # a bias: never masked
 
 
 def _split():

@@ -14,22 +14,9 @@ from jaxvision import losses, quant
 from jaxvision.methods import classify
 from jaxvision.methods import intraq
 from jaxvision.methods.intraq import synthesis
+from tiny_models import TinyBNCNN as Tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
-
-
-class Tiny(nnx.Module):
-  def __init__(self, rngs):
-    self.c1 = nnx.Conv(3, 8, (3, 3), use_bias=False, rngs=rngs)
-    self.b1 = nnx.BatchNorm(8, rngs=rngs)
-    self.c2 = nnx.Conv(8, 16, (3, 3), strides=2, use_bias=False, rngs=rngs)
-    self.b2 = nnx.BatchNorm(16, rngs=rngs)
-    self.fc = nnx.Linear(16, 10, rngs=rngs)
-
-  def __call__(self, x, train=False):
-    x = nnx.relu(self.b1(self.c1(x), use_running_average=not train))
-    x = nnx.relu(self.b2(self.c2(x), use_running_average=not train))
-    return self.fc(x.mean((1, 2)))
 
 
 def _teacher():
