@@ -1,1 +1,0 @@
-"""jaxvision.nn."""
