@@ -22,23 +22,23 @@ def get_config(arg=None):
   variant, flags = config_lib.parse_arg(arg, VARIANTS, default="resnet56")
   c = config_lib.base_config()
   c.method = "classify"
-  c.model.name = variant
+  c.models.student.name = variant
   c.dataset.name = "cifar10"
   c.batch_size = 128
   c.eval_batch_size = 200
   c.num_epochs = 200.0
-  c.optim.update(name="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine")
+  c.optims.student.update(name="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, schedule="cosine")
   c.checkpoint_every = 2000
-  c.eval_every = 2000
+  c.evals.eval.every_steps = 2000
   config_lib.apply_flags(c, flags, demo={
-      "model.name": "resnet20", "model.kwargs": {"width_multiplier": 0.5},
+      "models.student.name": "resnet20", "models.student.kwargs": {"width_multiplier": 0.5},
       "dataset.name": "digits", "batch_size": 64, "eval_batch_size": 120,
-      "num_epochs": None, "steps": 300, "optim.lr": 0.05, "optim.weight_decay": 5e-4,
-      "log_every": 25, "checkpoint_every": 300, "eval_every": 0,
+      "num_epochs": None, "steps": 300, "optims.student.lr": 0.05, "optims.student.weight_decay": 5e-4,
+      "log_every": 25, "checkpoint_every": 300, "evals.eval.every_steps": 0,
   }, smoke={
-      "model.name": "cnn_small", "model.kwargs": {"width_multiplier": 0.5},
+      "models.student.name": "cnn_small", "models.student.kwargs": {"width_multiplier": 0.5},
       "dataset.name": "synthetic", "dataset.num_train": 256, "dataset.num_eval": 64,
       "batch_size": 16, "eval_batch_size": 32, "num_epochs": None, "steps": 6,
-      "optim.lr": 0.05, "log_every": 2, "checkpoint_every": 3, "eval_every": 4,
+      "optims.student.lr": 0.05, "log_every": 2, "checkpoint_every": 3, "evals.eval.every_steps": 4,
   })
   return c

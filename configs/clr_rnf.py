@@ -31,9 +31,9 @@ Without a checkpoint the dense stage trains the baseline with spec §9.7's recip
 cosine, wd 5e-4, 200 epochs CIFAR; 90 epochs step for ImageNet).
 
   python -m jaxvision.main --config=configs/clr_rnf.py:vgg16 --workdir=/tmp/clr_vgg \\
-      --config.dataset.data_dir=~/tensorflow_datasets --config.init.checkpoint=/ckpt/vgg16
+      --config.dataset.data_dir=~/tensorflow_datasets --config.models.student.init.checkpoint=/ckpt/vgg16
   python -m jaxvision.main --config=configs/clr_rnf.py:resnet50_044_cos --workdir=/tmp/r50 \\
-      --config.init.torch_checkpoint=resnet50-19c8e357.pth
+      --config.models.student.init.torch_checkpoint=resnet50-19c8e357.pth
   python -m jaxvision.main --config=configs/clr_rnf.py:demo --workdir=/tmp/clr_demo
 
 Options (config.clr_rnf): pr_target; lam (None = paper's λ); ranking 'clr' | 'magnitude'
@@ -41,9 +41,8 @@ Options (config.clr_rnf): pr_target; lam (None = paper's λ); ranking 'clr' | 'm
 official quirk); flops_mode None | 'measured' | 'table'; inherit_bn; residual_select 'code' |
 'aligned' (ResNet-50); seed; dense_epochs / dense_steps; dense_optim.
 """
-import ml_collections
-
 from jaxvision import config_lib
+from jaxvision.methods.clr_rnf.config import defaults
 
 CIFAR = {"vgg16": 0.86, "resnet56": 0.56, "resnet110": 0.69, "googlenet": 0.91}
 IMAGENET = {"resnet50_020": (0.20, "step"), "resnet50_044": (0.44, "step"),
@@ -51,78 +50,59 @@ IMAGENET = {"resnet50_020": (0.20, "step"), "resnet50_044": (0.44, "step"),
 VARIANTS = tuple(CIFAR) + tuple(IMAGENET)
 
 
-def _clr_defaults() -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict()
-  c.pr_target = 0.5
-  c.lam = ml_collections.FieldReference(None, field_type=float)
-  c.ranking = "clr"
-  c.selection = "rnf"
-  c.random_exclude_last = False
-  c.flops_mode = ml_collections.FieldReference(None, field_type=str)
-  c.inherit_bn = False
-  c.residual_select = "code"
-  c.seed = 0
-  c.dense_epochs = ml_collections.FieldReference(None, field_type=float)
-  c.dense_steps = 0
-  c.dense_optim = ml_collections.ConfigDict({
-      "name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
-      "schedule": "cosine", "milestones_epochs": (), "gamma": 0.1, "warmup_epochs": 0.0,
-      "label_smoothing": 0.0, "b1": 0.9, "b2": 0.999})
-  return c
-
-
 def get_config(arg=None):
   variant, flags = config_lib.parse_arg(arg, VARIANTS, default="vgg16")
   c = config_lib.base_config()
   c.method = "clr_rnf"
-  c.clr_rnf = _clr_defaults()
+  c.clr_rnf = defaults()
+  c.optims.dense = config_lib.optim_block()  # the dense (pre-pruning) stage
   if variant in CIFAR:
-    c.model.name = variant
+    c.models.student.name = variant
     if variant.startswith("resnet"):
-      c.model.kwargs = {"shortcut": "A"}
+      c.models.student.kwargs = {"shortcut": "A"}
     c.dataset.name = "cifar10"
     c.batch_size = 256
     c.eval_batch_size = 200
     c.num_epochs = 150.0
-    c.optim.update(name="sgd", lr=0.01, momentum=0.9, nesterov=False, weight_decay=5e-3,
+    c.optims.student.update(name="sgd", lr=0.01, momentum=0.9, nesterov=False, weight_decay=5e-3,
                    schedule="multistep", milestones_epochs=(50, 100), gamma=0.1)
     c.clr_rnf.pr_target = CIFAR[variant]
     c.clr_rnf.inherit_bn = variant == "googlenet"  # cifar.py re-inits VGG / ResNet bn
     c.clr_rnf.dense_epochs = 200.0
   else:
     pr, sched = IMAGENET[variant]
-    c.model.name = "resnet50"
+    c.models.student.name = "resnet50"
     c.dataset.name = "imagenet2012"
     c.batch_size = 256
     c.eval_batch_size = 256
     c.num_epochs = 90.0
-    c.optim.update(name="sgd", lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4,
+    c.optims.student.update(name="sgd", lr=0.1, momentum=0.9, nesterov=False, weight_decay=1e-4,
                    schedule="multistep" if sched == "step" else "cosine",
                    milestones_epochs=(30, 60, 80) if sched == "step" else (), gamma=0.1,
                    warmup_epochs=5.0, label_smoothing=0.0)
     c.clr_rnf.pr_target = pr
     c.clr_rnf.inherit_bn = True
     c.clr_rnf.dense_epochs = 90.0
-    c.clr_rnf.dense_optim.update(lr=0.1, weight_decay=1e-4, schedule="multistep",
+    c.optims.dense.update(lr=0.1, weight_decay=1e-4, schedule="multistep",
                                  milestones_epochs=(30, 60, 80))
-  c.eval_every = 2000
+  c.evals.eval.every_steps = 2000
   c.checkpoint_every = 2000
   config_lib.apply_flags(c, flags, demo={
-      "model.name": "vgg16", "model.kwargs": {"width_multiplier": 0.25},
+      "models.student.name": "vgg16", "models.student.kwargs": {"width_multiplier": 0.25},
       "dataset.name": "digits", "batch_size": 64, "eval_batch_size": 120,
-      "num_epochs": None, "steps": 200, "optim.lr": 0.02, "optim.weight_decay": 5e-4,
-      "optim.schedule": "cosine", "optim.milestones_epochs": (), "optim.warmup_epochs": 0.0,
+      "num_epochs": None, "steps": 200, "optims.student.lr": 0.02, "optims.student.weight_decay": 5e-4,
+      "optims.student.schedule": "cosine", "optims.student.milestones_epochs": (), "optims.student.warmup_epochs": 0.0,
       "clr_rnf.pr_target": 0.6, "clr_rnf.inherit_bn": True, "clr_rnf.dense_epochs": None,
-      "clr_rnf.dense_steps": 240, "clr_rnf.dense_optim.lr": 0.05,
-      "clr_rnf.dense_optim.milestones_epochs": (), "clr_rnf.dense_optim.schedule": "cosine",
-      "log_every": 20, "checkpoint_every": 1000, "eval_every": 0,
+      "clr_rnf.dense_steps": 240, "optims.dense.lr": 0.05,
+      "optims.dense.milestones_epochs": (), "optims.dense.schedule": "cosine",
+      "log_every": 20, "checkpoint_every": 1000, "evals.eval.every_steps": 0,
   }, smoke={
-      "model.name": "cnn_small", "model.kwargs": {"width_multiplier": 0.5},
+      "models.student.name": "cnn_small", "models.student.kwargs": {"width_multiplier": 0.5},
       "dataset.name": "synthetic", "dataset.num_train": 256, "dataset.num_eval": 64,
       "batch_size": 16, "eval_batch_size": 32, "num_epochs": None, "steps": 4,
-      "optim.lr": 0.05, "optim.schedule": "constant", "optim.milestones_epochs": (),
-      "optim.warmup_epochs": 0.0, "clr_rnf.pr_target": 0.5, "clr_rnf.dense_epochs": None,
-      "clr_rnf.dense_steps": 4, "clr_rnf.dense_optim.milestones_epochs": (),
-      "log_every": 2, "checkpoint_every": 3, "eval_every": 0,
+      "optims.student.lr": 0.05, "optims.student.schedule": "constant", "optims.student.milestones_epochs": (),
+      "optims.student.warmup_epochs": 0.0, "clr_rnf.pr_target": 0.5, "clr_rnf.dense_epochs": None,
+      "clr_rnf.dense_steps": 4, "optims.dense.milestones_epochs": (),
+      "log_every": 2, "checkpoint_every": 3, "evals.eval.every_steps": 0,
   })
   return c

@@ -11,7 +11,7 @@ Variants (``--config=configs/intraq.py:<variant>[,demo|smoke]``), values from th
 official code (spec shared/papers/intraq.md):
   resnet18_w4a4 (default), resnet18_w5a5, mobilenet_v1_w4a4, mobilenet_v1_w5a5,
   mobilenet_v2_w4a4, mobilenet_v2_w5a5
-      ImageNet from pytorchcv checkpoints (--config.init.torch_checkpoint=...).
+      ImageNet from pytorchcv checkpoints (--config.models.teacher.init.torch_checkpoint=...).
       Released settings: eps=1, MDC band [0, 2] -> SIL and MDC are inactive (BNS+LOR).
       Expected top-1 (paper): R18 W4A4 66.47 / W5A5 69.94; MV1 51.36 / 68.17;
       MV2 65.10 / 71.28.
@@ -30,11 +30,12 @@ Baselines by config: `--config.intraq.finetune.steps=0` is PTQ only;
 
   python -m jaxvision.main --config=configs/intraq.py:demo --workdir=/tmp/intraq_demo
   python -m jaxvision.main --config=configs/intraq.py:resnet18_w4a4 --workdir=/tmp/iq_r18 \\
-      --config.init.torch_checkpoint=resnet18-pytorchcv.pth --config.dataset.data_dir=~/tfds
+      --config.models.teacher.init.torch_checkpoint=resnet18-pytorchcv.pth --config.dataset.data_dir=~/tfds
 """
 import ml_collections
 
 from jaxvision import config_lib
+from jaxvision.methods.intraq.config import defaults
 
 IMAGENET_MODELS = ("resnet18", "mobilenet_v1", "mobilenet_v2")
 VARIANTS = tuple(f"{m}_w{b}a{b}{p}" for m in IMAGENET_MODELS for b in (4, 5)
@@ -50,68 +51,53 @@ SYNTH_VALUES = {
 }
 
 
-def intraq_defaults() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict({
-      "compare": "intraq",
-      "pretrain": {"steps": 0, "optim": config_lib.base_config().optim.to_dict()},
-      "synthesis": {
-          "num_batches": 20, "batch_size": 256, "iters": 1000, "lr": 0.5, "b1": 0.9,
-          "b2": 0.999, "plateau_factor": 0.1, "plateau_patience": 50, "plateau_min_lr": 1e-4,
-          "bns_weight": 1.0, "lor": True, "p_lor": 0.5, "lor_min_scale": 0.5,
-          "label_loss": "soft", "eps_soft": 1.0, "p_soft": 0.5, "mdc": True,
-          "lambda_l": 0.0, "lambda_u": 2.0, "feature_layer": "auto"},
-      "quant": {"w_bits": 4, "a_bits": 4, "quantize_input": False, "act_range": "ema",
-                "ema_quirk": False, "overrides": ()},
-      "calib": {"source": "synthetic", "steps": 800, "batch_size": 16, "augment": True},
-      "finetune": {"steps": 147 * 200, "iters_per_epoch": 200, "batch_size": 256,
-                   "kd_alpha": 20.0, "kd_temperature": 20.0, "ce_weight": 1.0, "augment": True},
-  })
-
-
 def get_config(arg=None):
   variant, flags = config_lib.parse_arg(arg, VARIANTS, default="resnet18_w4a4")
   c = config_lib.base_config()
   c.method = "intraq"
-  c.intraq = intraq_defaults()
+  c.intraq = defaults()
+  # Roles: the FP teacher (pretrained or trained in the demo's pretrain stage) and its
+  # quantized copy, the student, which is built from the teacher's architecture.
+  c.models = ml_collections.ConfigDict({"teacher": config_lib.model_block("resnet18")})
+  c.optims.teacher = config_lib.optim_block()
   ic = c.intraq
   bits = int(variant.split("_w")[1][0])
   ic.quant.w_bits = ic.quant.a_bits = bits
   c.checkpoint_every = 2000
   c.log_every = 50
-  c.eval_every = 0
+  c.evals.eval.every_steps = 0
   # Fine-tuning: SGD Nesterov, momentum 0.9, wd 1e-4 on all student params. Milestones are
   # relative to fine-tuning start: the code's epoch indices count the 4 calibration epochs.
-  c.optim.update(name="sgd", momentum=0.9, nesterov=True, weight_decay=1e-4,
+  c.optims.student.update(name="sgd", momentum=0.9, nesterov=True, weight_decay=1e-4,
                  schedule="multistep", gamma=0.1, warmup_epochs=0.0)
   if variant.startswith("cifar"):
     k = 10 if variant.startswith("cifar10_") else 100
-    c.model.name = "resnet20"
-    c.model.kwargs = {"shortcut": "B"}
+    c.models.teacher.name = "resnet20"
+    c.models.teacher.kwargs = {"shortcut": "B"}
     c.dataset.name = f"cifar{k}"
     c.batch_size, c.eval_batch_size = 256, 200
-    c.optim.lr = 1e-4
-    c.optim.milestones_epochs = (16, 36, 56)  # code: epochs 20, 40, 60
+    c.optims.student.lr = 1e-4
+    c.optims.student.milestones_epochs = (16, 36, 56)  # code: epochs 20, 40, 60
     eps, lo, hi = SYNTH_VALUES[f"cifar{k}"]
     ic.calib.batch_size = 256  # [code] CIFAR hocon batch
   else:
-    c.model.name = variant.split("_w")[0]
+    c.models.teacher.name = variant.split("_w")[0]
     c.dataset.name = "imagenet2012"
     c.batch_size, c.eval_batch_size = 256, 250
-    c.optim.lr = 1e-6
-    c.optim.milestones_epochs = (96, 196, 346)  # code: epochs 100, 200, 350
+    c.optims.student.lr = 1e-6
+    c.optims.student.milestones_epochs = (96, 196, 346)  # code: epochs 100, 200, 350
     ic.finetune.batch_size = 16
     eps, lo, hi = SYNTH_VALUES["imagenet_paper" if variant.endswith("_paper") else "imagenet"]
   ic.synthesis.update(eps_soft=eps, lambda_l=lo, lambda_u=hi)
   c.dataset.augment = False  # real training data is never used (only for demo pretraining)
 
-  demo_pretrain_optim = dict(config_lib.base_config().optim.to_dict(), lr=0.05,
-                             weight_decay=5e-4, schedule="cosine")
+  demo_pretrain_optim = config_lib.optim_block(lr=0.05, weight_decay=5e-4, schedule="cosine")
   config_lib.apply_flags(c, flags, demo={
-      "model.name": "resnet20", "model.kwargs": {"shortcut": "B", "width_multiplier": 0.5},
+      "models.teacher.name": "resnet20", "models.teacher.kwargs": {"shortcut": "B", "width_multiplier": 0.5},
       "dataset.name": "digits", "dataset.augment": True, "batch_size": 64,
       "eval_batch_size": 120, "log_every": 25, "checkpoint_every": 500,
       "intraq.compare": "bns,intraq",
-      "intraq.pretrain.steps": 400, "intraq.pretrain.optim": demo_pretrain_optim,
+      "intraq.pretrain.steps": 400, "optims.teacher": demo_pretrain_optim,
       "intraq.synthesis.num_batches": 2, "intraq.synthesis.batch_size": 64,
       "intraq.synthesis.iters": 150, "intraq.synthesis.lr": 0.25,
       "intraq.synthesis.plateau_patience": 20,
@@ -121,19 +107,19 @@ def get_config(arg=None):
       "intraq.quant.w_bits": 4, "intraq.quant.a_bits": 4,
       "intraq.calib.steps": 40, "intraq.calib.batch_size": 32,
       "intraq.finetune.steps": 200, "intraq.finetune.iters_per_epoch": 50,
-      "intraq.finetune.batch_size": 32, "optim.lr": 1e-5, "optim.milestones_epochs": (3,),
+      "intraq.finetune.batch_size": 32, "optims.student.lr": 1e-5, "optims.student.milestones_epochs": (3,),
   }, smoke={
-      "model.name": "cnn_small", "model.kwargs": {"width_multiplier": 0.5},
+      "models.teacher.name": "cnn_small", "models.teacher.kwargs": {"width_multiplier": 0.5},
       "dataset.name": "synthetic", "dataset.num_train": 64, "dataset.num_eval": 32,
       "batch_size": 16, "eval_batch_size": 16, "log_every": 2, "checkpoint_every": 5,
       "intraq.compare": "intraq", "intraq.pretrain.steps": 2,
-      "intraq.pretrain.optim": demo_pretrain_optim,
+      "optims.teacher": demo_pretrain_optim,
       "intraq.synthesis.num_batches": 2, "intraq.synthesis.batch_size": 8,
       "intraq.synthesis.iters": 3, "intraq.synthesis.eps_soft": 0.9,
       "intraq.synthesis.lambda_l": 0.05, "intraq.synthesis.lambda_u": 0.8,
       "intraq.quant.w_bits": 4, "intraq.quant.a_bits": 4,
       "intraq.calib.steps": 2, "intraq.calib.batch_size": 8,
       "intraq.finetune.steps": 3, "intraq.finetune.iters_per_epoch": 2,
-      "intraq.finetune.batch_size": 8, "optim.lr": 1e-3, "optim.milestones_epochs": (),
+      "intraq.finetune.batch_size": 8, "optims.student.lr": 1e-3, "optims.student.milestones_epochs": (),
   })
   return c

@@ -29,16 +29,16 @@ Variants (``--config=configs/optg.py:<variant>[,demo|smoke]``):
   smoke  (flag) tiny synthetic run for CI (8 devices, checkpoint, resume).
 
 Baselines in the same harness (same model, data, optimizer and budget):
-``--config.sparsity.method=gmp`` (cubic gradual magnitude pruning, uniform
+``--config.optg.method=gmp`` (cubic gradual magnitude pruning, uniform
 per-layer, mask update every 100 steps until 75% of training), ``=rigl``
 (ERK, drop fraction 0.3 cosine-decayed, update every 100 steps until 75%),
 ``=dense``. The demo comparison is three commands::
 
   python -m jaxvision.main --config=configs/optg.py:demo --workdir=/tmp/optg_demo
   python -m jaxvision.main --config=configs/optg.py:demo --workdir=/tmp/gmp_demo \\
-      --config.sparsity.method=gmp
+      --config.optg.method=gmp
   python -m jaxvision.main --config=configs/optg.py:demo --workdir=/tmp/dense_demo \\
-      --config.sparsity.method=dense
+      --config.optg.method=dense
 
 ImageNet::
 
@@ -50,9 +50,8 @@ per-layer sparsity, sparse FLOPs (dense MACs x layer density) and params; the
 workdir also gets layer_sparsity.png, sparsity_vs_step.png and export/
 (evaluate alone with ``python -m jaxvision.methods.optg.evaluate --export=...``).
 """
-import ml_collections
-
 from jaxvision import config_lib
+from jaxvision.methods.optg.config import defaults
 
 _IMAGENET = {"resnet50": (0.90, 0.95, 0.965, 0.98, 0.99), "mobilenet_v1": (0.80, 0.90)}
 _CIFAR = {"resnet56": (0.90, 0.95), "vgg16": (0.90, 0.95)}
@@ -72,68 +71,45 @@ def _variants():
 VARIANTS = _variants()  # resnet50_90, resnet50_965, mobilenet_v1_80, resnet56_90, ...
 
 
-def sparsity_defaults(target: float = 0.9) -> ml_collections.ConfigDict:
-  """The `config.sparsity` block (read by jaxvision.methods.optg)."""
-  return ml_collections.ConfigDict({
-      "method": "optg",          # optg | gmp | rigl | dense
-      "target": target,          # final sparsity over the masked tensors
-      "include": r"(^|/)kernel$",  # regex over param paths (ndim >= 2 only)
-      "exclude": "",             # regex of paths kept dense
-      "dense_first_last": False,  # ablation: first conv and classifier dense
-      "distribution": "",        # '' = method default: optg global, gmp uniform, rigl erk
-      "interval": 0,             # mask update every N steps; 0 = optg: 1 epoch, gmp/rigl: 100
-      "beta": 1.0,               # OptG sigmoid slope (per epoch)
-      "ties": "exact",           # 'exact' integer top-k, 'keep' = official code (ties kept)
-      "snap_final": True,        # last refresh uses exactly `target`
-      "score_momentum": 0.9,     # the supermask optimizer: SGD momentum, no weight decay
-      "score_lr_mode": "ramp",   # 'ramp': lr_w * sigmoid ramp (code); 'constant': score_lr
-      "score_lr": 0.1,
-      "begin_frac": 0.0,         # gmp: cubic ramp start / end (fractions of the run)
-      "end_frac": 0.75,          # gmp ramp end; rigl: last mask update
-      "drop_fraction": 0.3,      # rigl
-      "export": True,            # write workdir/export (masked params + meta)
-  })
-
-
 def get_config(arg=None):
   variant, flags = config_lib.parse_arg(arg, VARIANTS, default="resnet56_90")
   model, target, kind = VARIANTS[variant]
   c = config_lib.base_config()
   c.method = "optg"
-  c.model.name = model
-  c.sparsity = sparsity_defaults(target)
-  c.optim.update(name="sgd", momentum=0.9, nesterov=False, schedule="cosine", warmup_epochs=5.0)
+  c.models.student.name = model
+  c.optg = defaults(target)
+  c.optims.student.update(name="sgd", momentum=0.9, nesterov=False, schedule="cosine", warmup_epochs=5.0)
   if kind == "imagenet":
     c.dataset.name = "imagenet2012"
     c.batch_size = 256
     c.eval_batch_size = 250
     c.num_epochs = 100.0 if model == "resnet50" else 180.0
-    c.optim.update(lr=0.1 if model == "resnet50" else 0.05,
+    c.optims.student.update(lr=0.1 if model == "resnet50" else 0.05,
                    weight_decay=1e-4 if model == "resnet50" else 4e-5, label_smoothing=0.1)
     c.dtype = "bfloat16"
     c.checkpoint_every = 5000
-    c.eval_every = 5005 * 5
+    c.evals.eval.every_steps = 5005 * 5
   else:
     c.dataset.name = "cifar10"
     c.batch_size = 256
     c.eval_batch_size = 200
     c.num_epochs = 160.0
-    c.optim.update(lr=0.1, weight_decay=5e-4, label_smoothing=0.0)
+    c.optims.student.update(lr=0.1, weight_decay=5e-4, label_smoothing=0.0)
     c.checkpoint_every = 2000
-    c.eval_every = 0
+    c.evals.eval.every_steps = 0
   config_lib.apply_flags(c, flags, demo={
-      "model.name": "resnet20", "model.kwargs": {"width_multiplier": 0.5},
+      "models.student.name": "resnet20", "models.student.kwargs": {"width_multiplier": 0.5},
       "dataset.name": "digits", "batch_size": 16, "eval_batch_size": 120,
-      "num_epochs": None, "steps": 3600, "optim.lr": 0.025, "optim.weight_decay": 5e-4,
-      "optim.warmup_epochs": 1.0, "optim.label_smoothing": 0.0, "dtype": "float32",
-      "sparsity.target": 0.9, "sparsity.beta": 1.0, "log_every": 50, "checkpoint_every": 1200,
-      "eval_every": 0,
+      "num_epochs": None, "steps": 3600, "optims.student.lr": 0.025, "optims.student.weight_decay": 5e-4,
+      "optims.student.warmup_epochs": 1.0, "optims.student.label_smoothing": 0.0, "dtype": "float32",
+      "optg.target": 0.9, "optg.beta": 1.0, "log_every": 50, "checkpoint_every": 1200,
+      "evals.eval.every_steps": 0,
   }, smoke={
-      "model.name": "cnn_small", "model.kwargs": {"width_multiplier": 0.5},
+      "models.student.name": "cnn_small", "models.student.kwargs": {"width_multiplier": 0.5},
       "dataset.name": "synthetic", "dataset.num_train": 256, "dataset.num_eval": 64,
       "batch_size": 16, "eval_batch_size": 32, "num_epochs": None, "steps": 6,
-      "optim.lr": 0.05, "optim.warmup_epochs": 0.0, "optim.label_smoothing": 0.0,
-      "dtype": "float32", "sparsity.target": 0.8, "sparsity.interval": 2, "sparsity.beta": 2.0,
-      "log_every": 2, "checkpoint_every": 3, "eval_every": 4,
+      "optims.student.lr": 0.05, "optims.student.warmup_epochs": 0.0, "optims.student.label_smoothing": 0.0,
+      "dtype": "float32", "optg.target": 0.8, "optg.interval": 2, "optg.beta": 2.0,
+      "log_every": 2, "checkpoint_every": 3, "evals.eval.every_steps": 4,
   })
   return c

@@ -13,8 +13,7 @@ import ml_collections
 FLAGS_KNOWN = ("demo", "smoke")
 
 
-class ConfigError(ValueError):
-  """A config that cannot run; the message names the key and the fix."""
+from jaxvision.core.config import ConfigError, validate  # noqa: F401  (re-exported)
 
 
 def parse_arg(arg: Optional[str], variants: Iterable[str] = (),
@@ -50,26 +49,66 @@ def parse_arg(arg: Optional[str], variants: Iterable[str] = (),
   return variant, flags
 
 
-def base_config() -> ml_collections.ConfigDict:
-  """The keys the core loop reads, with defaults. Methods add their own keys."""
-  c = ml_collections.ConfigDict()
-  c.method = "classify"
-  c.seed = 0
-  # kwargs go to models.build; width_multiplier and dtype are accepted by every model
-  c.model = ml_collections.ConfigDict({"name": "resnet56", "kwargs": {"width_multiplier": 1.0}})
-  c.dataset = ml_collections.ConfigDict({
-      "name": "cifar10", "data_dir": "", "download": False, "augment": True,
-      "num_workers": 8})
-  c.batch_size = 128
-  c.eval_batch_size = 256
-  c.steps = 1000
-  c.num_epochs = ml_collections.FieldReference(None, field_type=float)
-  c.optim = ml_collections.ConfigDict({
+def optim_block(**overrides) -> ml_collections.ConfigDict:
+  """One optimizer block (`config.optims.<name>`), read by `core.optim.make_optimizer`."""
+  c = ml_collections.ConfigDict({
       "name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False,
       "weight_decay": 5e-4, "schedule": "cosine", "milestones_epochs": (),
       "gamma": 0.1, "warmup_epochs": 0.0, "label_smoothing": 0.0,
       "b1": 0.9, "b2": 0.999})
-  c.eval_every = 0
+  c.update(overrides)
+  return c
+
+
+def model_block(name: str, trainable: bool = True, optim: str = "", **kwargs) -> ml_collections.ConfigDict:
+  """One role (`config.models.<role>`): zoo name, builder kwargs, trainable, optimizer block
+  name ('' = the block named like the role) and pretrained init.
+
+  init.checkpoint: an orbax workdir; init.torch_checkpoint: a PyTorch state_dict file
+  (torch_naming 'auto' | 'torchvision' | 'pytorchcv' | 'clr_rnf').
+  """
+  return ml_collections.ConfigDict({
+      "name": name, "kwargs": {"width_multiplier": 1.0, **kwargs}, "trainable": trainable,
+      "optim": optim, "init": {"checkpoint": "", "torch_checkpoint": "",
+                               "torch_naming": "auto", "torch_strict": True}})
+
+
+def eval_block(predict: str = "default", evaluators=None, split: str = "eval",
+               every_steps: int = 0, every_seconds: float = 0.0,
+               at_stage_ends: bool = True, dataset: str = "", pp: str = "") -> ml_collections.ConfigDict:
+  """One evaluation (`config.evals.<name>`).
+
+  predict: a name among the method's predict_fns ('default' = its first); evaluators:
+  {label: {"type": registered name (default: the label), **options}} (core.registry.LOOP_EVALUATORS);
+  split: 'eval' or 'train' of the run's dataset, or of `dataset` when set (another registered
+  dataset, e.g. a test set); pp: batch preprocessing ops ('' = the dataset's eval pp);
+  cadence: every_steps / every_seconds (0 = off) and at the start/end of each stage.
+  """
+  return ml_collections.ConfigDict({
+      "predict": predict, "evaluators": dict(evaluators or {"mean": {}}), "split": split,
+      "dataset": dataset, "pp": pp, "every_steps": every_steps, "every_seconds": every_seconds,
+      "at_stage_ends": at_stage_ends})
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """The keys the core loop reads, with defaults. Methods add their own block."""
+  c = ml_collections.ConfigDict()
+  c.method = "classify"
+  c.seed = 0
+  # Models and optimizers by role; kwargs go to models.build (width_multiplier and dtype are
+  # accepted by every zoo model).
+  c.models = ml_collections.ConfigDict({"student": model_block("resnet56")})
+  c.optims = ml_collections.ConfigDict({"student": optim_block()})
+  c.dataset = ml_collections.ConfigDict({
+      "name": "cifar10", "data_dir": "", "download": False, "augment": True,
+      "num_workers": 8, "pp_train": "", "pp_eval": ""})
+  c.batch_size = 128
+  c.eval_batch_size = 256
+  # Run length: `steps`, or `num_epochs` when it is set (it wins; the summary says which).
+  c.steps = 1000
+  c.num_epochs = ml_collections.FieldReference(None, field_type=float)
+  c.evals = ml_collections.ConfigDict({"eval": eval_block(evaluators={"classification": {}})})
+  c.clock_excludes_eval = True  # wall-clock budgets and eval timestamps leave eval time out
   c.log_every = 50
   c.checkpoint_every = 1000
   c.keep_checkpoints = 2
@@ -77,12 +116,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.sharding = ml_collections.ConfigDict({"params": "replicate"})
   c.dtype = "float32"
   c.distributed = False
-  # checkpoint: an orbax workdir; torch_checkpoint: a PyTorch state_dict file
-  # (naming 'auto' | 'torchvision' | 'pytorchcv' | 'clr_rnf').
-  c.init = ml_collections.ConfigDict({"checkpoint": "", "torch_checkpoint": "",
-                                      "torch_naming": "auto", "torch_strict": True})
+  c.compilation_cache = True  # JAX's persistent compilation cache (~/.cache/jaxvision/xla)
   c.progress = True
   return c
+
+
+def smoke_overrides(**extra) -> dict:
+  """The shared tiny CI run (synthetic data, 8 devices, checkpoint and resume) + `extra`."""
+  return {
+      "models.student.name": "cnn_small", "models.student.kwargs": {"width_multiplier": 0.5},
+      "dataset.name": "synthetic", "dataset.num_train": 256, "dataset.num_eval": 64,
+      "batch_size": 16, "eval_batch_size": 32, "num_epochs": None, "steps": 6,
+      "optims.student.lr": 0.05, "log_every": 2, "checkpoint_every": 3,
+      "evals.eval.every_steps": 4, **extra}
 
 
 def apply_flags(config: ml_collections.ConfigDict, flags: set[str], *,
@@ -104,8 +150,16 @@ def load_config_file(path: str, arg: Optional[str] = None) -> ml_collections.Con
   name = "jaxvision_config_" + os.path.splitext(os.path.basename(path))[0]
   spec = importlib.util.spec_from_file_location(name, path)
   mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod.get_config(arg)
+  try:
+    spec.loader.exec_module(mod)
+  except SyntaxError as e:
+    raise ConfigError(f"syntax error in {path} line {e.lineno}: {e.msg}") from e
+  if not hasattr(mod, "get_config"):
+    raise ConfigError(f"{path} defines no get_config(arg=None); add one returning a ConfigDict")
+  config = mod.get_config(arg)
+  if config is None:
+    raise ConfigError(f"get_config() in {path} returned None; return the ConfigDict")
+  return config
 
 
 def set_path(config: ml_collections.ConfigDict, dotted: str, value):
@@ -114,36 +168,3 @@ def set_path(config: ml_collections.ConfigDict, dotted: str, value):
   for p in parents:
     node = node[p]
   node[leaf] = value
-
-
-def _choices(name: str, registry) -> None:
-  registry.get(name)  # raises UnknownNameError listing the valid names
-
-
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Checks names against the registries and basic invariants, before any work."""
-  from jaxvision.core import registry
-  _choices(config.method, registry.METHODS)
-  _choices(config.model.name, registry.MODELS)
-  _choices(config.dataset.name, registry.DATASETS)
-  from jaxvision.core import optim
-  if config.batch_size <= 0 or config.eval_batch_size <= 0:
-    raise ConfigError("batch_size and eval_batch_size must be positive")
-  if config.optim.name not in optim.OPTIMIZERS:
-    raise ConfigError(f"config.optim.name='{config.optim.name}' is not one of "
-                      f"{', '.join(optim.OPTIMIZERS)}")
-  if config.optim.schedule not in optim.SCHEDULES:
-    raise ConfigError(f"config.optim.schedule='{config.optim.schedule}' is not one of "
-                      f"{', '.join(optim.SCHEDULES)}")
-  for key, low in (("log_every", 1), ("eval_every", 0), ("checkpoint_every", 0),
-                   ("keep_checkpoints", 1)):
-    if int(config[key]) < low:
-      raise ConfigError(f"config.{key}={config[key]} must be >= {low}"
-                        + (" (0 turns it off)" if low == 0 else ""))
-  if config.dtype not in ("float32", "bfloat16", "float16"):
-    raise ConfigError(f"config.dtype='{config.dtype}' is not one of float32, bfloat16, float16")
-  if config.sharding.params not in ("replicate", "fsdp"):
-    raise ConfigError(f"config.sharding.params='{config.sharding.params}'; use 'replicate' or 'fsdp'")
-  if len(config.mesh.shape) != len(config.mesh.axes) or "data" not in config.mesh.axes:
-    raise ConfigError("config.mesh.shape and config.mesh.axes must have equal length and "
-                      "include a 'data' axis, e.g. shape=(-1,), axes=('data',)")

@@ -36,6 +36,7 @@ def main(argv):
   logging.set_verbosity(logging.WARNING)
   from jaxvision import config_lib
   from jaxvision.core import loop
+  from jaxvision.core.logging import WorkdirLockedError
   from jaxvision.core.registry import UnknownNameError
   from jaxvision.core.sharding import MeshError
   from jaxvision.data import DataNotReadyError
@@ -45,8 +46,12 @@ def main(argv):
       config.distributed = True
   try:
     summary = loop.train(config, _WORKDIR.value)
-  except (UnknownNameError, config_lib.ConfigError, DataNotReadyError, MeshError) as e:
+  except (UnknownNameError, config_lib.ConfigError, DataNotReadyError, MeshError,
+          WorkdirLockedError) as e:
     _fail(str(e))
+  except OSError as e:  # full disk, permissions: one line, the run resumes from its checkpoint
+    _fail(f"{e.strerror or e} ({e.filename or 'workdir'}); free space or fix permissions, "
+          f"then rerun the same command to resume", 1)
   except loop.Preempted as e:
     _fail(str(e), 143)
   except loop.TrainingDivergedError as e:

@@ -26,6 +26,9 @@ class Checkpointer:
   def latest_step(self) -> Optional[int]:
     return self.manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    return list(self.manager.all_steps())
+
   def save(self, step: int, state: Any, meta: dict) -> None:
     if step in self.manager.all_steps():
       self.manager.wait_until_finished()

@@ -35,10 +35,19 @@ class MetricWriter:
       os.makedirs(workdir, exist_ok=True)
       path = os.path.join(workdir, "metrics.jsonl")
       if resume_step is not None and os.path.exists(path):
+        keep = []
         with open(path) as f:
-          keep = [l for l in f if l.strip() and json.loads(l).get("step", 0) <= resume_step]
-        with open(path, "w") as f:
+          for line in f:
+            try:  # a torn last line (kill -9, full disk) is dropped
+              rec = json.loads(line)
+            except ValueError:
+              continue
+            if rec.get("step", 0) <= resume_step:
+              keep.append(json.dumps(rec) + "\n")
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
           f.writelines(keep)
+        os.replace(tmp, path)
       self._jsonl = open(path, "a")
       try:
         from tensorboardX import SummaryWriter
@@ -64,6 +73,83 @@ class MetricWriter:
         self._tb.close()
 
 
+_LOGS = ("metrics.jsonl", "tb", "summary.json")
+
+
+def move_aside_old_logs(workdir: str) -> list[str]:
+  """Renames logs of an earlier run (no checkpoint to resume) to <name>.old-<time>."""
+  stamp = time.strftime("%Y%m%d-%H%M%S")
+  moved = []
+  for name in _LOGS:
+    p = os.path.join(workdir, name)
+    if os.path.exists(p):
+      os.replace(p, f"{p}.old-{stamp}")
+      moved.append(f"{name} -> {name}.old-{stamp}")
+  return moved
+
+
+class WorkdirLockedError(RuntimeError):
+  """Another live run holds the workdir."""
+
+
+class WorkdirLock:
+  """workdir/.lock held by one run (pid, host, start time); a dead holder's lock is taken over."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.path = os.path.join(workdir, ".lock")
+    self.enabled = enabled
+    self.held = False
+
+  def __enter__(self):
+    if not self.enabled:
+      return self
+    import socket
+    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "start": time.strftime("%Y-%m-%d %H:%M:%S")}
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      except FileExistsError:
+        try:
+          with open(self.path) as f:
+            holder = json.load(f)
+        except (OSError, ValueError):
+          holder = {}
+        alive = holder.get("host") != me["host"] or _pid_alive(int(holder.get("pid", -1)))
+        if alive and holder:
+          raise WorkdirLockedError(
+              f"{os.path.dirname(self.path)} is in use by process {holder.get('pid')} on "
+              f"{holder.get('host')} (started {holder.get('start')}); wait for it or use another "
+              f"--workdir (delete {self.path} if that run is gone)")
+        os.remove(self.path)  # stale: its process is dead
+        continue
+      with os.fdopen(fd, "w") as f:
+        json.dump(me, f)
+      self.held = True
+      return self
+    raise WorkdirLockedError(f"could not take {self.path}; another run is starting on this workdir")
+
+  def __exit__(self, *exc):
+    if self.held:
+      try:
+        os.remove(self.path)
+      except OSError:
+        pass
+      self.held = False
+
+
+def _pid_alive(pid: int) -> bool:
+  if pid <= 0:
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
 def write_json(path: str, obj: Any) -> None:
   """Atomic JSON write (temp file + rename)."""
   tmp = path + ".tmp"
@@ -72,7 +158,7 @@ def write_json(path: str, obj: Any) -> None:
   os.replace(tmp, path)
 
 
-def progress(total: int, initial: int, enabled: bool, desc: str = ""):
+def progress(total: Optional[int], initial: int, enabled: bool, desc: str = ""):
   """tqdm bar with steps/s and ETA (disabled off the main process)."""
   from tqdm import tqdm
   return tqdm(total=total, initial=initial, disable=not enabled, desc=desc, unit="step",

@@ -1,12 +1,15 @@
 """The one training loop: every method runs through `train(config, workdir)`.
 
 Mesh from config.mesh -> abstract init (eval_shape) -> shardings from rules ->
-jitted init -> per stage: jitted train step (in/out shardings, donated state,
-rng = fold_in(key(seed), step)) -> evaluation at stage ends and every
-`eval_every` steps -> orbax checkpoints (every `checkpoint_every`, after each
-stage transition, at the end and on SIGTERM) -> metrics.jsonl, TensorBoard,
-summary.json. A workdir with checkpoints resumes where it stopped, including
-after host-side stage transitions (the checkpoint's meta rebuilds the structure).
+jitted init -> per stage (typed: steps, epochs or a wall-clock budget): jitted train
+step (in/out shardings, donated state, rng = fold_in(key(seed), step)) -> the evals of
+`config.evals` (named predict functions -> evaluators, every N steps / N seconds / at
+stage ends; records carry the run's wall-clock time) -> orbax checkpoints (every
+`checkpoint_every`, after each stage transition, at the end and on SIGTERM/SIGINT) ->
+metrics.jsonl, TensorBoard, summary.json. A workdir with checkpoints resumes where it
+stopped, including after host-side stage transitions (the checkpoint's meta rebuilds the
+structure) and inside a time-budgeted stage (its clock is saved in meta). A damaged newest
+checkpoint is skipped for the newest one that restores. One run holds a workdir at a time.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import copy
 import math
 import os
 import signal
+import sys
 import time
 from typing import Any, Optional
 
@@ -22,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvision import config_lib
 from jaxvision.core import checkpoint as ckpt_lib
+from jaxvision.core.config import ConfigError, run_length, validate
 from jaxvision.core import logging as log_lib
 from jaxvision.core import sharding as shard_lib
 from jaxvision.core.method import Method, RunContext, Stage
@@ -48,15 +52,18 @@ class _StopFlag:
 
 @contextlib.contextmanager
 def _sigterm(flag: _StopFlag):
-  try:
-    old = signal.signal(signal.SIGTERM, flag)
-  except ValueError:  # not in the main thread
-    old = None
+  """SIGTERM and SIGINT (Ctrl-C) set the flag: the loop saves a checkpoint and stops."""
+  old = {}
+  for sig in (signal.SIGTERM, signal.SIGINT):
+    try:
+      old[sig] = signal.signal(sig, flag)
+    except ValueError:  # not in the main thread
+      pass
   try:
     yield
   finally:
-    if old is not None:
-      signal.signal(signal.SIGTERM, old)
+    for sig, handler in old.items():
+      signal.signal(sig, handler)
 
 
 def build_context(config, workdir: str, mesh=None, dataset=None) -> tuple[RunContext, Any]:
@@ -64,10 +71,26 @@ def build_context(config, workdir: str, mesh=None, dataset=None) -> tuple[RunCon
   from jaxvision import data as data_lib
   mesh = mesh if mesh is not None else shard_lib.make_mesh(config.mesh)
   dataset = dataset if dataset is not None else data_lib.build(config)
-  spe = max(1, dataset.info.num_train // config.batch_size)
+  spe = max(1, dataset.info["num_train"] // config.batch_size)
   ctx = RunContext(config=config, data=dataset.info, mesh=mesh, workdir=workdir,
                    is_main=jax.process_index() == 0, steps_per_epoch=spe)
   return ctx, dataset
+
+
+class _Eval:
+  """One configured evaluation: its data, predict function name, evaluators and cadence."""
+
+  def __init__(self, name: str, cfg, pipeline):
+    from jaxvision.evaluators import protocol
+    self.name, self.cfg, self.pipeline = name, cfg, pipeline
+    self.evaluators = protocol.from_config(cfg.evaluators)
+    self.every_steps = int(cfg.get("every_steps", 0))
+    self.every_seconds = float(cfg.get("every_seconds", 0.0))
+    self.split = str(cfg.get("split", "eval"))
+
+  def metric_name(self, label: str, metric: str, clash: bool) -> str:
+    m = f"{label}/{metric}" if clash else metric
+    return m if self.name == "eval" else f"{self.name}/{m}"
 
 
 class Trainer:
@@ -77,42 +100,77 @@ class Trainer:
     if config.get("distributed", False):
       from jaxvision.core import distributed
       distributed.initialize()
-    config_lib.validate(config)
-    self.config, self.workdir = config, os.path.abspath(workdir)
+    validate(config)
+    workdir = os.path.abspath(os.path.expanduser(workdir))
+    self.config, self.workdir = config, workdir
+    _compilation_cache(config)
     self.method: Method = METHODS.get(config.method)
     self.ctx, self.dataset = build_context(config, self.workdir)
     self.mesh = self.ctx.mesh
     data_size = self.mesh.shape["data"]
     for key in ("batch_size", "eval_batch_size"):
       if config[key] % data_size:
-        raise config_lib.ConfigError(
+        raise ConfigError(
             f"config.{key}={config[key]} is not a multiple of the {data_size} devices on the "
             f"'data' axis; use a multiple of {data_size}")
-    from jaxvision.data import Pipeline
-    self.pipeline = Pipeline(self.dataset, config.batch_size, seed=config.seed,
-                             process_index=jax.process_index(), process_count=jax.process_count(),
-                             num_threads=int(config.dataset.get("num_workers", 8)))
+    self.pipeline = self._pipeline(self.dataset)
     self.base_key = jax.random.key(config.seed)
     self.stages: list[Stage] = self.method.get_stages(self.ctx)
     if not self.stages:
-      raise config_lib.ConfigError(f"method '{config.method}' defines no stages")
-    self.ends = [int(e) for e in np.cumsum([s.steps for s in self.stages])]
+      raise ConfigError(f"method '{config.method}' defines no stages")
+    self.stage_steps = [s.num_steps(self.ctx.steps_per_epoch) for s in self.stages]
+    self.length_rule = run_length(config, self.ctx.steps_per_epoch)[1]
+    self.evals = self._build_evals()
     self._jit_cache: dict = {}
     self.trace_counts: dict = {}  # jit traces per compiled function (tests assert 1)
     if self.ctx.is_main:
+      if os.path.exists(self.workdir) and not os.access(self.workdir, os.W_OK):
+        raise ConfigError(f"--workdir={workdir} is not writable; choose a directory you can write")
       try:
         os.makedirs(self.workdir, exist_ok=True)
       except OSError as e:
-        raise config_lib.ConfigError(f"cannot use --workdir={workdir}: {e.strerror}; "
-                                     f"pass a directory path") from e
+        raise ConfigError(f"cannot use --workdir={workdir}: {e.strerror}; "
+                          f"pass a directory path") from e
+
+  def _pipeline(self, dataset, pp_train: str = "", pp_eval: str = ""):
+    from jaxvision.data import Pipeline
+    c = self.config
+    return Pipeline(dataset, c.batch_size, seed=c.seed, process_index=jax.process_index(),
+                    process_count=jax.process_count(),
+                    num_threads=int(c.dataset.get("num_workers", 8)),
+                    pp_train=pp_train or c.dataset.get("pp_train", ""),
+                    pp_eval=pp_eval or c.dataset.get("pp_eval", ""))
+
+  def _build_evals(self) -> dict:
+    from jaxvision import data as data_lib
+    out = {}
+    for name, ec in self.config.evals.items():
+      pipeline = self.pipeline
+      if ec.get("dataset", "") or ec.get("pp", ""):
+        ds = self.dataset
+        if ec.get("dataset", ""):
+          sub = self.config.copy_and_resolve_references()
+          with sub.unlocked():
+            sub.dataset.name = ec.dataset
+          ds = data_lib.build(sub)
+        pipeline = self._pipeline(ds, pp_eval=ec.get("pp", ""))
+      out[name] = _Eval(name, ec, pipeline)
+    return out
 
   def fingerprint(self) -> dict:
-    """Config keys that must not change when a run resumes (structure, data stream)."""
+    """Config values that must not change when a run resumes (structure, data stream)."""
     c = self.config
-    return {"method": c.method, "model": c.model.name, "model_kwargs": repr(sorted(
-        dict(c.model.get("kwargs", {})).items())), "dataset": c.dataset.name,
-        "batch_size": int(c.batch_size), "seed": int(c.seed),
-        "stages": [[s.name, int(s.steps)] for s in self.stages]}
+    fp = {"method": c.method,
+          "models": {r: [rc.name, repr(sorted(dict(rc.get("kwargs", {})).items())),
+                         bool(rc.get("trainable", True))] for r, rc in c.models.items()},
+          "optims": {n: [oc.name, bool(oc.get("nesterov", False)), float(oc.get("momentum", 0.0))]
+                     for n, oc in c.optims.items()},
+          "dataset": c.dataset.name, "batch_size": int(c.batch_size), "seed": int(c.seed),
+          "stages": [[s.name, s.kind, self.stage_steps[i], s.seconds]
+                     for i, s in enumerate(self.stages)]}
+    if self.method.fingerprint is not None:
+      fp["method_options"] = _jsonable(self.method.fingerprint(self.ctx))
+    return fp
 
   # ----------------------------------------------------------------- state
   def _shardings(self, abstract):
@@ -131,16 +189,29 @@ class Trainer:
   def restore_state(self, ckpt, step):
     meta = ckpt.restore_meta(step)
     saved, now = meta.get("fingerprint", {}), self.fingerprint()
-    changed = [k for k in now if k in saved and saved[k] != now[k]]
+    changed = [k for k in now if k in saved and saved[k] != _jsonable(now[k])]
     if changed:
-      raise config_lib.ConfigError(
+      raise ConfigError(
           f"--workdir={self.workdir} holds a run with different {', '.join(changed)} "
-          f"({', '.join(f'{saved[k]} -> {now[k]}' for k in changed)}); resume with the same "
-          f"config or use a new --workdir")
+          f"({'; '.join(f'{saved[k]} -> {_jsonable(now[k])}' for k in changed)}); resume with "
+          f"the same config or use a new --workdir")
     abstract = self._abstract(meta)
     shardings = self._shardings(abstract)
     state = ckpt.restore(step, ckpt_lib.abstract_with_shardings(abstract, shardings))
     return state, meta, shardings
+
+  def _restore_newest_good(self, ckpt, say):
+    """Restores the newest checkpoint that reads back; damaged newer ones are skipped (kept)."""
+    for step in sorted(ckpt.all_steps(), reverse=True):
+      try:
+        return self.restore_state(ckpt, step)
+      except ConfigError:
+        raise
+      except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many types)
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        say(f"checkpoint step {step} in {ckpt.directory} does not restore ({type(e).__name__}: "
+            f"{reason}); skipped (kept on disk), trying an older one")
+    return None
 
   # --------------------------------------------------------------- compiled
   def _train_fn(self, stage: Stage, meta: dict, shardings):
@@ -166,100 +237,184 @@ class Trainer:
       self._jit_cache[key] = fn
     return self._jit_cache[key]
 
-  def _eval_fn(self, meta: dict, shardings):
-    key = ("eval", _meta_key(meta))
+  def _predict_fn(self, ev: _Eval, stage: Stage, meta: dict, shardings):
+    fns = self.method.predict_fns(self.ctx, meta, stage)
+    if not fns:
+      raise ConfigError(f"method '{self.method.name}' has no predict functions")
+    name = ev.cfg.predict
+    if name == "default":
+      name = next(iter(fns))
+    if name not in fns:
+      raise ConfigError(f"config.evals.{ev.name}.predict='{ev.cfg.predict}' is not a predict "
+                        f"function of method '{self.method.name}' in stage '{stage.name}'; "
+                        f"choose one of {', '.join(fns)} (or 'default')")
+    key = ("predict", name, stage, _meta_key(meta))
     if key not in self._jit_cache:
-      per_example = self.method.eval_step(self.ctx, meta)
-
-      def sums(state, batch):
-        mask = batch["mask"].astype(jnp.float32)
-        out = per_example(state, batch)
-        res = {k: jnp.sum(v.astype(jnp.float32) * mask) for k, v in out.items()}
-        res["_count"] = jnp.sum(mask)
-        return res
-
-      self._jit_cache[key] = jax.jit(
-          sums, in_shardings=(shardings, shard_lib.batch_sharding(self.mesh)),
-          out_shardings=shard_lib.replicated(self.mesh))
+      fn = fns[name]
+      self._jit_cache[key] = (fn, jax.jit(
+          fn, in_shardings=(shardings, shard_lib.batch_sharding(self.mesh)),
+          out_shardings=shard_lib.batch_sharding(self.mesh)))
     return self._jit_cache[key]
 
-  def evaluate(self, state, meta, shardings) -> dict:
-    """Masked means of the method's per-example eval values over the eval split."""
-    fn = self._eval_fn(meta, shardings)
-    totals = None
-    for local in self.pipeline.eval_iter(self.config.eval_batch_size):
+  def check_evals(self, state, meta, shardings, stage: Stage):
+    """At start-up: every evaluator finds the output keys it reads (abstract trace, no compile)."""
+    from jaxvision.evaluators import protocol
+    for ev in self.evals.values():
+      fn, _ = self._predict_fn(ev, stage, meta, shardings)
+      local = ev.pipeline.eval_batch(0, self.config.eval_batch_size, ev.split)
+      n = self.config.eval_batch_size
+      batch = {k: jax.ShapeDtypeStruct((n,) + np.shape(v)[1:], np.asarray(v).dtype)
+               for k, v in local.items()}
+      out = jax.eval_shape(fn, state, batch)
+      protocol.check_outputs(ev.evaluators, set(out), f"config.evals.{ev.name}")
+
+  def evaluate_one(self, ev: _Eval, state, meta, shardings, stage: Stage,
+                   context: Optional[dict] = None) -> dict:
+    """Runs one configured evaluation over its split; returns {metric: float}."""
+    _, fn = self._predict_fn(ev, stage, meta, shardings)
+    for e in ev.evaluators.values():
+      e.reset()
+    for local in ev.pipeline.eval_iter(self.config.eval_batch_size, ev.split):
       out = fn(state, shard_lib.global_batch(local, self.mesh))
-      totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
-    totals = {k: float(v) for k, v in jax.device_get(totals or {}).items()}
-    count = max(totals.pop("_count", 0.0), 1.0)
-    return {k: v / count for k, v in totals.items()}
+      rows = shard_lib.local_rows(out, self.mesh)
+      for e in ev.evaluators.values():
+        e.update(rows, local["mask"])
+    results = {label: e.result(context) for label, e in ev.evaluators.items()}
+    seen, res = {}, {}
+    for r in results.values():
+      for m in r:
+        seen[m] = seen.get(m, 0) + 1
+    for label, r in results.items():
+      for m, v in r.items():
+        res[ev.metric_name(label, m, seen[m] > 1)] = v
+    return res
+
+  def evaluate(self, state, meta, shardings, stage: Optional[Stage] = None,
+               names=None, context: Optional[dict] = None) -> dict:
+    """All (or the named) configured evaluations; returns {metric: float}."""
+    stage = stage or self.stages[int(meta.get("stage", 0))]
+    res = {}
+    for name, ev in self.evals.items():
+      if names is None or name in names:
+        res.update(self.evaluate_one(ev, state, meta, shardings, stage, context))
+    return res
 
   # ------------------------------------------------------------------- run
   def run(self, stop_at_step: Optional[int] = None) -> dict:
     """Trains to the end (or to `stop_at_step`, simulating preemption)."""
     cfg, ctx = self.config, self.ctx
+    with log_lib.WorkdirLock(self.workdir, ctx.is_main):
+      return self._run(stop_at_step)
+
+  def _run(self, stop_at_step):
+    cfg, ctx = self.config, self.ctx
     t0 = time.time()
     ckpt = ckpt_lib.Checkpointer(self.workdir, cfg.keep_checkpoints)
-    latest = ckpt.latest_step()
-    writer = log_lib.MetricWriter(self.workdir, ctx.is_main, resume_step=latest)
-    if latest is not None:
-      state, meta, shardings = self.restore_state(ckpt, latest)
-      last_saved = latest
+    say = (lambda m: print(f"jaxvision: {m}", file=sys.stderr)) if ctx.is_main else (lambda m: None)
+    restored = self._restore_newest_good(ckpt, say) if ckpt.all_steps() else None
+    summary_path = os.path.join(self.workdir, "summary.json")
+    if restored is not None:
+      state, meta, shardings = restored
+      last_saved = int(jax.device_get(state["step"]))
+      if meta.get("finished") and os.path.exists(summary_path):
+        ckpt.close()
+        say(f"the run in {self.workdir} is finished; nothing to do (summary: {summary_path})")
+        import json
+        with open(summary_path) as f:
+          summary = json.load(f)
+        self.state, self.meta = state, meta
+        return summary
+      writer = log_lib.MetricWriter(self.workdir, ctx.is_main, resume_step=last_saved)
     else:
-      meta = {"stage": 0, "evals": {}, "fingerprint": self.fingerprint()}
+      if ctx.is_main:
+        moved = log_lib.move_aside_old_logs(self.workdir)
+        if moved:
+          say(f"{self.workdir} had logs but no checkpoint to resume; moved them aside "
+              f"({', '.join(moved)}) and starting fresh")
+      writer = log_lib.MetricWriter(self.workdir, ctx.is_main)
+      meta = {"stage": 0, "evals": {}, "stage_ends": [], "clock": {"run": 0.0, "stage": 0.0},
+              "fingerprint": _jsonable(self.fingerprint())}
       state, shardings = self.init_state(meta)
       if self.method.prepare is not None:
-        state = jax.device_put(self.method.prepare(ctx, state, meta), shardings)
+        state = shard_lib.put(self.method.prepare(ctx, state, meta), shardings)
       last_saved = None
     step = int(jax.device_get(state["step"]))
-    total = self.ends[-1]
+    known = [n for n in self.stage_steps if n is not None]
+    total = sum(known) if len(known) == len(self.stage_steps) else None
     flag = _StopFlag()
     bar = log_lib.progress(total, step, ctx.is_main and bool(cfg.get("progress", True)),
                            desc=cfg.method)
     metrics = None
+    clock = _Clock(meta.get("clock", {}), bool(cfg.get("clock_excludes_eval", True)))
+    self.check_evals(state, meta, shardings, self.stages[int(meta["stage"])])
 
     def save(state, meta, step):
       nonlocal last_saved
       self._check_finite(metrics, step, last_saved)
       if not bool(_all_finite(state)):
         self._check_finite({"loss": float("nan")}, step, last_saved)
+      meta["clock"] = clock.snapshot()
       ckpt.save(step, state, copy.deepcopy(meta))  # meta is serialised in a background thread
       last_saved = step
 
     multihost = jax.process_count() > 1
 
-    def stop_requested(step):
-      if stop_at_step is not None and step >= stop_at_step:
-        return True
+    def should_stop(step, stage):
+      local = (stop_at_step is not None and step >= stop_at_step) or flag.set
+      over = stage.seconds is not None and clock.stage >= float(stage.seconds)
       if not multihost:
-        return flag.set
-      if step % cfg.log_every:  # hosts agree on the stop step (SIGTERM arrives at different times)
-        return False
+        return local, over
+      if step % cfg.log_every:  # hosts agree on stop/budget decisions at log steps
+        return False, False
       from jax.experimental import multihost_utils
-      return bool(np.max(multihost_utils.process_allgather(np.int32(flag.set))))
+      got = np.max(multihost_utils.process_allgather(np.int32([local, over])), axis=0)
+      return bool(got[0]), bool(got[1])
 
-    def record_eval(state, meta, shardings, stage, when):
-      res = self.evaluate(state, meta, shardings)
-      meta.setdefault("evals", {}).setdefault(stage.name, {})[when] = res
+    def record_eval(state, meta, shardings, stage, when, names=None):
+      with clock.eval():
+        context = {"step": step, "stage": stage.name, "time": clock.run}
+        res = self.evaluate(state, meta, shardings, stage, names, context)
+      res["time_s"] = context["time"]
+      if when is not None:
+        meta.setdefault("evals", {}).setdefault(stage.name, {})[when] = res
+      meta.setdefault("curve", []).append({"step": step, "stage": stage.name, **res})
       writer.write(step, {f"eval/{k}": v for k, v in res.items()})
       if ctx.is_main:
-        bar.write(f"[{stage.name}:{when} @ step {step}] " +
+        bar.write(f"[{stage.name}:{when or 'periodic'} @ step {step}] " +
                   ", ".join(f"{k}={v:.4f}" for k, v in res.items()))
       return res
+
+    def stage_evals(stage):
+      return [n for n, ev in self.evals.items() if ev.cfg.get("at_stage_ends", True)]
 
     try:
       with _sigterm(flag):
         while True:
           si = int(meta["stage"])
-          stage, end = self.stages[si], self.ends[si]
-          if step < end:
+          stage = self.stages[si]
+          start = meta["stage_ends"][si - 1] if si > 0 else 0
+          n = self.stage_steps[si]
+          end = None if n is None else start + n
+          done = len(meta["stage_ends"]) > si
+          if not done:
             train_fn = self._train_fn(stage, meta, shardings)
-            batches = self.pipeline.train_iter(step, end) if stage.uses_data else None
-            while step < end:
-              if batches is not None:
-                state, metrics = train_fn(state, shard_lib.global_batch(next(batches), self.mesh))
-              else:
-                state, metrics = train_fn(state)
+            horizon = end if end is not None else step + (1 << 40)
+            batches = self.pipeline.train_iter(step, horizon) if stage.uses_data else None
+            last_eval_t = {name: clock.run for name in self.evals}
+            every_s = {name: float(stage.eval_every_seconds or ev.every_seconds)
+                       for name, ev in self.evals.items()}
+            every_n = {name: int(stage.eval_every_steps or ev.every_steps)
+                       for name, ev in self.evals.items()}
+            while end is None or step < end:
+              if stage.seconds is not None and step > start and should_stop(step, stage)[1]:
+                break
+              with clock.train():
+                if batches is not None:
+                  state, metrics = train_fn(state, shard_lib.global_batch(next(batches), self.mesh))
+                else:
+                  state, metrics = train_fn(state)
+                if stage.seconds is not None:
+                  jax.block_until_ready(metrics)
               step += 1
               bar.update(1)
               if step % cfg.log_every == 0 or step == end:
@@ -267,42 +422,54 @@ class Trainer:
                 self._check_finite(m, step, last_saved)
                 writer.write(step, {f"train/{k}": v for k, v in m.items()})
                 bar.set_postfix({k: f"{float(v):.4g}" for k, v in list(m.items())[:4]}, refresh=False)
-              if cfg.eval_every and step % cfg.eval_every == 0 and step != end:
-                res = self.evaluate(state, meta, shardings)
-                writer.write(step, {f"eval/{k}": v for k, v in res.items()})
-              boundary = step == end and si + 1 < len(self.stages)
+              due = [name for name in self.evals
+                     if (every_n[name] and step % every_n[name] == 0 and step != end)
+                     or (every_s[name] and clock.run - last_eval_t[name] >= every_s[name])]
+              if due:
+                record_eval(state, meta, shardings, stage, None, due)
+                for name in due:
+                  last_eval_t[name] = clock.run
+              stop, over = should_stop(step, stage)
+              last = (end is not None and step == end) or over
+              boundary = last and si + 1 < len(self.stages)
               if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not boundary:
                 save(state, meta, step)
-              if stop_requested(step):
+              if stop:
                 if last_saved != step:
                   save(state, meta, step)
                 raise Preempted(f"stopped at step {step}; checkpoint saved in {ckpt.directory}; "
                                 f"run the same command again to resume")
+              if over:
+                break
+            meta["stage_ends"].append(step)
+            clock.new_stage()
           if stage.evaluate and "end" not in meta.get("evals", {}).get(stage.name, {}):
-            record_eval(state, meta, shardings, stage, "end")
+            record_eval(state, meta, shardings, stage, "end", stage_evals(stage))
           if si + 1 == len(self.stages):
             break
           nxt = self.stages[si + 1]
           if self.method.transition is not None:
-            state, new_meta = self.method.transition(ctx, state, meta, nxt)
+            host = shard_lib.to_host(state)
+            state, new_meta = self.method.transition(ctx, host, meta, nxt)
             meta = {**meta, **new_meta}
           meta["stage"] = si + 1
           shardings = self._check_transition(state, meta, nxt)
-          state = jax.device_put(state, shardings)
+          state = shard_lib.put(state, shardings)
           if nxt.evaluate:
-            record_eval(state, meta, shardings, nxt, "start")
+            record_eval(state, meta, shardings, nxt, "start", stage_evals(nxt))
           save(state, meta, step)
-        if last_saved != step:
-          save(state, meta, step)
+        meta["finished"] = True
+        save(state, meta, step)
     finally:
       bar.close()
       ckpt.close()
       writer.close()
 
+    final = meta.get("evals", {}).get(self.stages[-1].name, {}).get("end", {})
     summary = {
-        "method": cfg.method, "model": cfg.model.name, "dataset": cfg.dataset.name,
-        "steps": step, "stages": meta.get("evals", {}),
-        "final": meta.get("evals", {}).get(self.stages[-1].name, {}).get("end", {}),
+        "method": cfg.method, "models": {r: rc.name for r, rc in cfg.models.items()},
+        "dataset": cfg.dataset.name, "steps": step, "length": self.length_rule,
+        "stages": meta.get("evals", {}), "curve": meta.get("curve", []), "final": final,
         "wall_time_s": time.time() - t0, "devices": jax.device_count(),
         "processes": jax.process_count(), "backend": jax.default_backend(),
         "jax_version": jax.__version__, "config": cfg.to_dict(),
@@ -310,7 +477,7 @@ class Trainer:
     if self.method.summary is not None:
       summary.update(self.method.summary(ctx, state, meta))
     if ctx.is_main:
-      log_lib.write_json(os.path.join(self.workdir, "summary.json"), summary)
+      log_lib.write_json(summary_path, summary)
     self.state, self.meta = state, meta
     return summary
 
@@ -346,10 +513,72 @@ class Trainer:
           f"{where}). Lower optim.lr or check the data, then rerun to resume.")
 
 
+_VOLATILE_META = ("evals", "fingerprint", "clock", "curve", "stage_ends", "finished")
+
+
 def _meta_key(meta: dict) -> str:
   import json
-  return json.dumps({k: v for k, v in meta.items() if k not in ("evals", "fingerprint")},
+  return json.dumps({k: v for k, v in meta.items() if k not in _VOLATILE_META},
                     sort_keys=True, default=str)
+
+
+def _jsonable(x):
+  import json
+  return json.loads(json.dumps(x, default=str))
+
+
+class _Clock:
+  """Run and stage clocks in seconds, resumable from meta; eval time excluded when asked."""
+
+  def __init__(self, saved: dict, exclude_eval: bool):
+    self.run_base, self.stage_base = float(saved.get("run", 0.0)), float(saved.get("stage", 0.0))
+    self.exclude_eval = exclude_eval
+    self.t0 = time.time()
+    self.paused = 0.0
+
+  def _elapsed(self) -> float:
+    return time.time() - self.t0 - self.paused
+
+  @property
+  def run(self) -> float:
+    return self.run_base + self._elapsed()
+
+  @property
+  def stage(self) -> float:
+    return self.stage_base + self._elapsed()
+
+  @contextlib.contextmanager
+  def train(self):
+    yield
+
+  @contextlib.contextmanager
+  def eval(self):
+    t = time.time()
+    try:
+      yield
+    finally:
+      if self.exclude_eval:
+        self.paused += time.time() - t
+
+  def new_stage(self):
+    self.stage_base = -self._elapsed()
+
+  def snapshot(self) -> dict:
+    return {"run": self.run, "stage": self.stage}
+
+
+def _compilation_cache(config) -> None:
+  """Turns on JAX's persistent compilation cache (config.compilation_cache) unless set."""
+  if not config.get("compilation_cache", True) or jax.config.jax_compilation_cache_dir:
+    return
+  path = os.environ.get("JAXVISION_CACHE_DIR",
+                        os.path.join(os.path.expanduser("~"), ".cache", "jaxvision", "xla"))
+  try:
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  except OSError:
+    pass
 
 
 @jax.jit

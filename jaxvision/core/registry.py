@@ -72,3 +72,5 @@ MODELS = Registry("model", ["jaxvision.models"])
 DATASETS = Registry("dataset", ["jaxvision.data"])
 METHODS = Registry("method", ["jaxvision.methods"])
 EVALUATORS = Registry("evaluator", ["jaxvision.evaluators"])
+# Evaluators the loop drives through one protocol (jaxvision.evaluators.protocol).
+LOOP_EVALUATORS = Registry("loop evaluator", ["jaxvision.evaluators.protocol"])

@@ -99,3 +99,35 @@ def global_batch(local: dict, mesh) -> dict:
   """Host-local numpy batch (this process's rows) -> global arrays sharded on 'data'."""
   sh = batch_sharding(mesh)
   return {k: jax.make_array_from_process_local_data(sh, np.asarray(v)) for k, v in local.items()}
+
+
+def local_rows(tree: Any, mesh) -> Any:
+  """Per-example outputs sharded on 'data' -> this process's rows as numpy (all rows on one host)."""
+  if jax.process_count() == 1:
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+  from jax.experimental import multihost_utils
+  local = multihost_utils.global_array_to_host_local_array(tree, mesh, P("data"))
+  return jax.tree.map(np.asarray, local)
+
+
+def to_host(tree: Any) -> Any:
+  """A (possibly fsdp-sharded, multi-process) state -> full numpy arrays on every host."""
+  leaves = jax.tree.leaves(tree)
+  if all(getattr(x, "is_fully_addressable", True) for x in leaves):
+    return jax.device_get(tree)
+  from jax.experimental import multihost_utils
+  return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
+def put(tree: Any, shardings: Any) -> Any:
+  """Full host (or device) values, identical on every host -> arrays with `shardings`."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, shardings)
+
+  def one(x, s):
+    if isinstance(x, jax.Array) and x.sharding == s:
+      return x
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, s, lambda idx: x[idx])
+
+  return jax.tree.map(one, tree, shardings)

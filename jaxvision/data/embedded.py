@@ -13,8 +13,7 @@ import numpy as np
 
 from jaxvision.core.method import DataInfo
 from jaxvision.core.registry import DATASETS
-from jaxvision.data import ops
-from jaxvision.data.base import Dataset
+from jaxvision.data.base import ArrayRecords, Dataset
 
 DIGITS_SIZE = 32
 
@@ -34,36 +33,19 @@ def digits_arrays(size: int = DIGITS_SIZE):
   return xtr, ytr, xte, yte
 
 
-class ArrayRecords:
-  """Random-access records over in-memory arrays."""
-
-  def __init__(self, images: np.ndarray, labels: np.ndarray):
-    self.images, self.labels = images, labels
-
-  def __len__(self):
-    return len(self.labels)
-
-  def __getitem__(self, i):
-    return {"image": self.images[i], "label": self.labels[i]}
-
-
-DIGITS_MEAN, DIGITS_STD = (0.3057,) * 3, (0.3235,) * 3  # of the train split
-
-
-def _digits_preprocess(ex, rng, train, augment=True):
-  img = ops.to_float(ex["image"])
-  if train and augment and rng is not None:
-    img = ops.pad_crop(img, 2, rng)  # small shifts; no flips (digits are not mirror-symmetric)
-  return {"image": ops.normalize(img, DIGITS_MEAN, DIGITS_STD), "label": np.int32(ex["label"])}
+DIGITS_PP_TRAIN = "to_float|pad_crop(2)|normalize('digits')"  # small shifts; no flips
+DIGITS_PP_EVAL = "to_float|normalize('digits')"
 
 
 @DATASETS.register("digits")
 def digits(config) -> Dataset:
   xtr, ytr, xte, yte = digits_arrays()
-  augment = bool(config.dataset.get("augment", True))
-  info = DataInfo("digits", 10, (DIGITS_SIZE, DIGITS_SIZE, 3), len(ytr), len(yte))
-  return Dataset(info, ArrayRecords(xtr, ytr), ArrayRecords(xte, yte),
-                 functools.partial(_digits_preprocess, augment=augment))
+  augment = bool(config.dataset.augment)
+  info = DataInfo("digits", len(ytr), len(yte), num_classes=10,
+                  features={"image": ((DIGITS_SIZE, DIGITS_SIZE, 3), "float32"),
+                            "label": ((), "int32")})
+  return Dataset(info, ArrayRecords(image=xtr, label=ytr), ArrayRecords(image=xte, label=yte),
+                 DIGITS_PP_TRAIN if augment else DIGITS_PP_EVAL, DIGITS_PP_EVAL)
 
 
 @DATASETS.register("synthetic")
@@ -83,9 +65,8 @@ def synthetic(config) -> Dataset:
     r = np.random.default_rng(seed)
     y = r.integers(0, k, n).astype(np.int32)
     x = protos[y] + r.normal(scale=1.0, size=(n, s, s, 3)).astype(np.float32)
-    return ArrayRecords(x, y)
+    return ArrayRecords(image=x, label=y)
 
-  def prep(ex, rng, train):
-    return {"image": np.asarray(ex["image"], np.float32), "label": np.int32(ex["label"])}
-
-  return Dataset(DataInfo("synthetic", k, (s, s, 3), ntr, nev), make(ntr, 1), make(nev, 2), prep)
+  info = DataInfo("synthetic", ntr, nev, num_classes=k,
+                  features={"image": ((s, s, 3), "float32"), "label": ((), "int32")})
+  return Dataset(info, make(ntr, 1), make(nev, 2))

@@ -9,11 +9,8 @@ from __future__ import annotations
 import functools
 import os
 
-import numpy as np
-
 from jaxvision.core.method import DataInfo
 from jaxvision.core.registry import DATASETS
-from jaxvision.data import ops
 from jaxvision.data.base import DataNotReadyError, Dataset
 
 # name -> (tfds name, classes, train split, eval split, image size)
@@ -46,21 +43,25 @@ def load_source(tfds_name: str, split: str, data_dir: str, download: bool):
                             f"array_record ({type(e).__name__}); " + _prepare_hint(tfds_name, data_dir)) from e
 
 
-def _cifar_preprocess(ex, rng, train, augment=True):
-  img = ops.to_float(ops.decode_image(ex["image"]))
-  if train and augment and rng is not None:
-    img = ops.random_flip(ops.pad_crop(img, 4, rng), rng)
-  return {"image": ops.normalize(img, ops.CIFAR_MEAN, ops.CIFAR_STD), "label": np.int32(ex["label"])}
+_PP = {
+    "cifar": ("to_float|pad_crop(4)|flip_lr|normalize('cifar10')", "to_float|normalize('cifar10')"),
+    "imagenet": ("decode|inception_crop(224)|flip_lr|to_float|normalize('imagenet')",
+                 "decode|resize_center_crop(256, 224)|to_float|normalize('imagenet')"),
+}
 
 
-def _imagenet_preprocess(ex, rng, train, augment=True):
-  img = ops.decode_image(ex["image"])
-  if train and augment and rng is not None:
-    img = ops.random_flip(ops.inception_crop(img, 224, rng), rng)
-  else:
-    img = ops.resize_center_crop(img, 256, 224)
-  img = ops.to_float(img)
-  return {"image": ops.normalize(img, ops.IMAGENET_MEAN, ops.IMAGENET_STD), "label": np.int32(ex["label"])}
+class _Keep:
+  """tfds records reduced to the keys the pipeline uses (drops string ids)."""
+
+  def __init__(self, source, keys=("image", "label")):
+    self.source, self.keys = source, keys
+
+  def __len__(self):
+    return len(self.source)
+
+  def __getitem__(self, i):
+    ex = self.source[int(i)]
+    return {k: ex[k] for k in self.keys}
 
 
 def _make(name, config) -> Dataset:
@@ -68,9 +69,11 @@ def _make(name, config) -> Dataset:
   c = config.dataset
   train = load_source(tfds_name, c.get("train_split", tr) or tr, c.data_dir, bool(c.download))
   evals = load_source(tfds_name, c.get("eval_split", ev) or ev, c.data_dir, bool(c.download))
-  prep = _imagenet_preprocess if name == "imagenet2012" else _cifar_preprocess
-  info = DataInfo(name, k, (size, size, 3), len(train), len(evals))
-  return Dataset(info, train, evals, functools.partial(prep, augment=bool(c.augment)))
+  pp_train, pp_eval = _PP["imagenet" if name == "imagenet2012" else "cifar"]
+  info = DataInfo(name, len(train), len(evals), num_classes=k,
+                  features={"image": ((size, size, 3), "float32"), "label": ((), "int32")})
+  return Dataset(info, _Keep(train), _Keep(evals), pp_train if bool(c.augment) else pp_eval,
+                 pp_eval)
 
 
 for _name in _SPECS:

@@ -69,10 +69,12 @@ def save(path: str, ctx, state, meta: dict, role: str = "student"):
   """Exports state["models"][role] of a run (RunContext `ctx`) with masks applied."""
   cfg = ctx.config
   ms = state["models"][role]
-  kw = {"dtype": cfg.dtype, **dict(cfg.model.get("kwargs", {}))}
+  from jaxvision.core import roles
+  rc = roles.role_cfg(cfg, role)
+  kw = {"dtype": cfg.dtype, **dict(rc.get("kwargs", {}))}
   return save_arrays(path, ms["params"], ms["rest"], state["extras"].get("masks", {}),
-                     model=cfg.model.name, num_classes=ctx.data.num_classes,
-                     widths=meta.get("widths"), model_kwargs=kw,
+                     model=rc.name, num_classes=roles.num_outputs(ctx, role),
+                     widths=roles.role_widths(meta, role), model_kwargs=kw,
                      extra={"dataset": cfg.dataset.name, "method": cfg.get("method", "")})
 
 

@@ -30,10 +30,9 @@ from flax import nnx
 from jax.sharding import PartitionSpec as P
 
 from jaxvision import losses, quant
-from jaxvision.core import optim
+from jaxvision.core import optim, roles
 from jaxvision.core.method import Method, RunContext, Stage
 from jaxvision.core.registry import METHODS
-from jaxvision.methods import classify
 from jaxvision.methods.intraq import augment
 from jaxvision.methods.intraq.synthesis import (SynthConfig, adam, init_extras,
                                                 make_synthesis_step)
@@ -83,10 +82,11 @@ def _call_order_cached(model_name, kwargs_json, num_classes, image_shape):
 
 def layer_call_order(ctx: RunContext, meta: dict) -> tuple[str, ...]:
   """Conv/linear paths of the configured model in call order (abstract trace)."""
-  kwargs = {"dtype": ctx.config.dtype, **dict(ctx.config.model.get("kwargs", {}))}
-  if meta.get("widths") is not None:
-    kwargs["widths"] = list(meta["widths"])
-  return _call_order_cached(ctx.config.model.name, json.dumps(kwargs, sort_keys=True),
+  rc = roles.role_cfg(ctx.config, "teacher")
+  kwargs = {"dtype": ctx.config.dtype, **dict(rc.kwargs)}
+  if roles.role_widths(meta, "teacher") is not None:
+    kwargs["widths"] = list(roles.role_widths(meta, "teacher"))
+  return _call_order_cached(rc.name, json.dumps(kwargs, sort_keys=True),
                             ctx.data.num_classes, tuple(ctx.data.image_shape))
 
 
@@ -108,7 +108,7 @@ def synth_config(ctx: RunContext, variant: str, meta: Optional[dict] = None) -> 
 
 def quant_rules(ctx: RunContext) -> tuple[quant.QuantRule, ...]:
   q = _icfg(ctx).quant
-  overrides = tuple((str(p), int(b)) for p, b in q.get("overrides", ()))
+  overrides = tuple((str(p), int(b)) for p, b in q.overrides)
   return quant.uniform_rules(int(q.w_bits), act_bits=int(q.a_bits),
                              quantize_input=bool(q.quantize_input), overrides=overrides,
                              range_mode=str(q.act_range), ema_quirk=bool(q.ema_quirk))
@@ -144,28 +144,32 @@ def make_student(teacher: nnx.Module, ctx: RunContext) -> nnx.Module:
 
 def student_graphdef(ctx: RunContext, meta: dict):
   abstract = nnx.eval_shape(lambda: make_student(
-      classify.build_model(ctx, meta, nnx.Rngs(0)), ctx))
-  return classify.split(abstract)[0]
+      roles.build_model(ctx, meta, nnx.Rngs(0), "teacher"), ctx))
+  return roles.split(abstract)[0]
+
+
+def _teacher_gdef(ctx: RunContext, meta: dict):
+  return roles.graphdef(ctx, meta, "teacher")
 
 
 def _pretrain_tx(ctx: RunContext):
-  pc = _icfg(ctx).pretrain
-  return optim.make_optimizer(pc.optim, ctx.steps_per_epoch, max(int(pc.steps), 1))
+  return roles.make_tx(ctx, "teacher", int(_icfg(ctx).pretrain.steps))
 
 
 def _finetune_tx(ctx: RunContext):
   fc = _icfg(ctx).finetune
-  return optim.make_optimizer(ctx.config.optim, int(fc.iters_per_epoch),
+  return optim.make_optimizer(roles.optim_cfg(ctx.config, "student", name="student"),
+                              int(fc.iters_per_epoch),
                               max(int(fc.steps), 1))
 
 
-def _stage_start(ctx: RunContext, name: str) -> int:
+def _stage_start(ctx: RunContext, stage: Stage) -> int:
   start = 0
   for s in stages(ctx):
-    if s.name == name:
+    if s == stage:
       return start
     start += s.steps
-  raise ValueError(f"unknown stage {name}")
+  raise ValueError(f"unknown stage {stage.name}")
 
 
 # ------------------------------------------------------------------ method functions
@@ -174,14 +178,16 @@ def stages(ctx: RunContext) -> list[Stage]:
   out = []
   pre = int(ic.pretrain.steps)
   if pre > 0:
-    out.append(Stage("pretrain", pre, uses_data=True, evaluate=True))
+    out.append(Stage("pretrain", pre, kind="train", uses_data=True, evaluate=True))
   synth_steps = int(ic.synthesis.num_batches) * int(ic.synthesis.iters)
   ft = int(ic.finetune.steps)
   for i, v in enumerate(compare_list(ctx)):
-    out.append(Stage(f"synthesize_{v}", synth_steps, uses_data=False,
-                     evaluate=(i == 0 and pre == 0)))
-    out.append(Stage(f"calibrate_{v}", int(ic.calib.steps), uses_data=False, evaluate=True))
-    out.append(Stage(f"finetune_{v}", ft, uses_data=False, evaluate=ft > 0))
+    out.append(Stage(f"synthesize_{v}", synth_steps, kind="synthesize", uses_data=False,
+                     evaluate=(i == 0 and pre == 0), variant=v))
+    out.append(Stage(f"calibrate_{v}", int(ic.calib.steps), kind="calibrate", uses_data=False,
+                     evaluate=True, variant=v))
+    out.append(Stage(f"finetune_{v}", ft, kind="finetune", uses_data=False, evaluate=ft > 0,
+                     variant=v))
   return out
 
 
@@ -196,20 +202,20 @@ def _extras(ctx: RunContext, variant_index: int, meta: dict) -> dict:
 
 
 def _feature_dim(ctx, meta, layer_path) -> int:
-  abstract = nnx.eval_shape(lambda: classify.build_model(ctx, meta, nnx.Rngs(0)))
+  abstract = roles.abstract_model(ctx, meta, "teacher")
   for p, m in quant.find_modules(abstract, (nnx.Conv, nnx.Linear)):
     if "/".join(map(str, p)) == layer_path:
       return int(m.in_features)
   raise ValueError(f"config.intraq.synthesis.feature_layer='{layer_path}' is not a conv/linear "
-                   f"layer of {ctx.config.model.name}; layers: {layer_call_order(ctx, meta)}.")
+                   f"layer of {roles.role_cfg(ctx.config, 'teacher').name}; layers: {layer_call_order(ctx, meta)}.")
 
 
 def init(ctx: RunContext, rng, meta: dict):
   _check(ctx)
   k_t, k_d = jax.random.split(rng)
-  teacher = classify.build_model(ctx, meta, nnx.Rngs(params=k_t, dropout=k_d))
+  teacher = roles.build_model(ctx, meta, nnx.Rngs(params=k_t, dropout=k_d), "teacher")
   student = make_student(teacher, ctx)
-  t_state, s_state = classify.model_state(teacher), classify.model_state(student)
+  t_state, s_state = roles.model_state(teacher), roles.model_state(student)
   extras = _extras(ctx, 0, meta)
   return {
       "step": jnp.zeros((), jnp.int32),
@@ -260,11 +266,11 @@ def kd_ce_loss(model, batch, rng, *, alpha: float, temperature: float, ce_weight
 
 def train_step(ctx: RunContext, meta: dict, stage: Stage):
   ic = _icfg(ctx)
-  t_gdef = classify.graphdef(ctx, meta)
-  if stage.name == "pretrain":
-    return classify.make_train_step(t_gdef, _pretrain_tx(ctx), classify.ce_loss, role="teacher")
-  kind, v = stage.name.split("_", 1)
-  start = _stage_start(ctx, stage.name)
+  t_gdef = _teacher_gdef(ctx, meta)
+  if stage.kind == "train":
+    return roles.make_train_step(t_gdef, _pretrain_tx(ctx), roles.ce_loss, role="teacher")
+  kind, v = stage.kind, stage.variant
+  start = _stage_start(ctx, stage)
   if kind == "synthesize":
     return make_synthesis_step(synth_config(ctx, v, meta), t_gdef, start)
   s_gdef = student_graphdef(ctx, meta)
@@ -293,7 +299,7 @@ def train_step(ctx: RunContext, meta: dict, stage: Stage):
   loss_fn = functools.partial(kd_ce_loss, alpha=float(fc.kd_alpha),
                               temperature=float(fc.kd_temperature),
                               ce_weight=float(fc.ce_weight))
-  inner = classify.make_train_step(s_gdef, _finetune_tx(ctx), loss_fn, role="student")
+  inner = roles.make_train_step(s_gdef, _finetune_tx(ctx), loss_fn, role="student")
   do_aug = bool(fc.augment)
 
   def finetune_step(state, batch, rng):
@@ -301,52 +307,48 @@ def train_step(ctx: RunContext, meta: dict, stage: Stage):
     x, y = _epoch_batch(state, ctx, state["step"] - start, n)
     if do_aug:
       x = augment.random_resized_crop_flip(rng, x, min_scale)
-    t = classify.merge(t_gdef, state["models"]["teacher"])(x, train=False)
+    t = roles.merge(t_gdef, state["models"]["teacher"])(x, train=False)
     return inner(state, {"image": x, "label": y,
                          "teacher_logits": jax.lax.stop_gradient(t)}, rng)
 
   return finetune_step
 
 
-def eval_step(ctx: RunContext, meta: dict):
-  name = _stage_name(ctx, meta)
-  if name == "pretrain" or name.startswith("synthesize_"):
-    return classify.make_eval_step(classify.graphdef(ctx, meta), role="teacher")
-  return classify.make_eval_step(student_graphdef(ctx, meta), role="student")
-
-
-def _stage_name(ctx, meta) -> str:
-  return stages(ctx)[int(meta.get("stage", 0))].name
+def predict_fns(ctx: RunContext, meta: dict, stage: Stage):
+  """The teacher before quantization (pretrain, synthesize stages), the student after."""
+  if stage.kind in ("train", "synthesize"):
+    return {"classify": roles.classify_predict(_teacher_gdef(ctx, meta), "teacher")}
+  return {"classify": roles.classify_predict(student_graphdef(ctx, meta), "student")}
 
 
 def prepare(ctx: RunContext, state, meta):
-  """Loads config.init.(torch_)checkpoint into the teacher, then re-derives the student."""
-  state = classify.load_pretrained(ctx, state, meta, role="teacher")
+  """Loads models.teacher.init.(torch_)checkpoint into the teacher, then re-derives the student."""
+  state = roles.load_pretrained(ctx, state, meta, role="teacher")
   return _reset_student(ctx, state, meta)
 
 
 def _reset_student(ctx, state, meta):
   state = jax.device_get(state)
-  teacher = classify.merge(classify.graphdef(ctx, meta), state["models"]["teacher"])
+  teacher = roles.merge(_teacher_gdef(ctx, meta), state["models"]["teacher"])
   student = make_student(teacher, ctx)
-  s_state = classify.model_state(student)
+  s_state = roles.model_state(student)
   return {**state, "models": {**state["models"], "student": s_state},
           "opt": {**state["opt"], "student": _finetune_tx(ctx).init(s_state["params"])}}
 
 
 def transition(ctx: RunContext, state, meta, next_stage: Stage):
-  kind = next_stage.name.split("_", 1)[0]
+  kind = next_stage.kind
   state = jax.device_get(state)
   if kind == "synthesize":
     names = compare_list(ctx)
-    i = names.index(next_stage.name.split("_", 1)[1])
+    i = names.index(next_stage.variant)
     extras = _extras(ctx, i, meta)
     state = {**state, "extras": extras,
              "opt": {**state["opt"], "images": adam(synth_config(ctx, names[i], meta)).init(
                  extras["images"][0])}}
   elif kind == "calibrate":
     if ctx.is_main:
-      save_images(ctx.workdir, next_stage.name.split("_", 1)[1], state["extras"])
+      save_images(ctx.workdir, next_stage.variant, state["extras"])
     state = _reset_student(ctx, state, meta)
   elif kind == "finetune":
     s = state["models"]["student"]
@@ -397,7 +399,7 @@ def summary(ctx: RunContext, state, meta) -> dict:
   state = jax.device_get(state)
   if ctx.is_main:
     save_images(ctx.workdir, main, state["extras"])
-  student = classify.merge(student_graphdef(ctx, meta), state["models"]["student"])
+  student = roles.merge(student_graphdef(ctx, meta), state["models"]["student"])
   q = _icfg(ctx).quant
   out = {
       "fp_top1": fp,
@@ -414,6 +416,6 @@ def summary(ctx: RunContext, state, meta) -> dict:
 
 
 INTRAQ = METHODS.register("intraq", Method(
-    name="intraq", init=init, train_step=train_step, eval_step=eval_step, stages=stages,
+    name="intraq", init=init, train_step=train_step, predict_fns=predict_fns, stages=stages,
     transition=transition, prepare=prepare, summary=summary,
     sharding_rules=(("extras/images", P(None, "data")), ("opt/images/.*(mu|nu)", P("data")))))

@@ -1,6 +1,6 @@
 """OptG (Zhang et al., arXiv 2201.12826) and its baselines (GMP, RigL, dense) in one harness.
 
-`config.sparsity.method` picks 'optg' | 'gmp' | 'rigl' | 'dense'; everything
+`config.optg.method` picks 'optg' | 'gmp' | 'rigl' | 'dense'; everything
 else (model, data, weight optimizer, budget) is shared, so runs compare at the
 same sparsity and steps. State (one pytree)::
 
@@ -28,10 +28,9 @@ import optax
 from flax import nnx
 
 from jaxvision import sparsity as sp
-from jaxvision.core import optim
+from jaxvision.core import optim, roles
 from jaxvision.core.method import Method, RunContext, Stage
 from jaxvision.core.registry import METHODS
-from jaxvision.methods import classify
 from jaxvision.sparsity import masking
 from jaxvision.sparsity import paths as paths_lib
 
@@ -40,37 +39,38 @@ SCORE_LR_MODES = ("ramp", "constant")
 
 # ------------------------------------------------------------------ plan
 def abstract_params(ctx: RunContext, meta: dict):
-  model = nnx.eval_shape(lambda: classify.build_model(ctx, meta, nnx.Rngs(0)))
-  return classify.split(model)[1], model
+  model = roles.abstract_model(ctx, meta, "student")
+  return roles.split(model)[1], model
 
 
 def make_plan(ctx: RunContext, meta: dict) -> sp.Plan:
-  """The sparsity plan for this run from `config.sparsity` (host side)."""
-  cfg = ctx.config.sparsity
+  """The sparsity plan for this run from `config.optg` (host side)."""
+  cfg = ctx.config.optg
   params, model = abstract_params(ctx, meta)
-  exclude = cfg.get("exclude", "") or None
-  if cfg.get("dense_first_last", False):
+  exclude = cfg.exclude or None
+  if cfg.dense_first_last:
     first, last = paths_lib.first_last_layers(model)
     fl = f"^({first}|{last})$"
     exclude = f"{exclude}|{fl}" if exclude else fl
-  if cfg.get("score_lr_mode", "ramp") not in SCORE_LR_MODES:
-    raise ValueError(f"sparsity.score_lr_mode={cfg.score_lr_mode!r}; valid: {SCORE_LR_MODES}")
+  if cfg.score_lr_mode not in SCORE_LR_MODES:
+    raise ValueError(f"optg.score_lr_mode={cfg.score_lr_mode!r}; valid: {SCORE_LR_MODES}")
   return sp.make_plan(
       params, method=cfg.method, target=float(cfg.target), steps_per_epoch=ctx.steps_per_epoch,
-      total_steps=ctx.num_steps, include=cfg.get("include", sp.DEFAULT_INCLUDE), exclude=exclude,
-      distribution=cfg.get("distribution", "") or None, interval=int(cfg.get("interval", 0)),
-      beta=float(cfg.get("beta", 1.0)), begin_frac=float(cfg.get("begin_frac", 0.0)),
-      end_frac=float(cfg.get("end_frac", 0.75)), drop_fraction=float(cfg.get("drop_fraction", 0.3)),
-      ties=cfg.get("ties", "exact"), snap_final=bool(cfg.get("snap_final", True)))
+      total_steps=ctx.num_steps, include=cfg.include, exclude=exclude,
+      distribution=cfg.distribution or None, interval=int(cfg.interval),
+      beta=float(cfg.beta), begin_frac=float(cfg.begin_frac),
+      end_frac=float(cfg.end_frac), drop_fraction=float(cfg.drop_fraction),
+      ties=cfg.ties, snap_final=bool(cfg.snap_final))
 
 
 def score_lr_fn(ctx: RunContext, plan: sp.Plan):
   """step -> score lr: lr_w(step) * sigmoid(beta (epoch - E/2)) (the 'supermask optimizer')."""
-  cfg = ctx.config.sparsity
-  lr_w = optim.lr_schedule(ctx.config.optim, ctx.steps_per_epoch, ctx.num_steps)
+  cfg = ctx.config.optg
+  lr_w = optim.lr_schedule(roles.optim_cfg(ctx.config, "student"), ctx.steps_per_epoch,
+                           ctx.num_steps)
   spe, E, beta = ctx.steps_per_epoch, plan.schedule.total_epochs, plan.schedule.beta
-  mode = cfg.get("score_lr_mode", "ramp")
-  const = float(cfg.get("score_lr", 0.1))
+  mode = cfg.score_lr_mode
+  const = float(cfg.score_lr)
 
   def fn(step):
     epoch = jnp.floor(jnp.asarray(step, jnp.float32) / spe)
@@ -83,7 +83,7 @@ def score_lr_fn(ctx: RunContext, plan: sp.Plan):
 
 def make_score_tx(ctx: RunContext, plan: sp.Plan) -> optax.GradientTransformation:
   """SGD (PyTorch momentum buffer b = m b + g), no weight decay, lr from `score_lr_fn`."""
-  mom = float(ctx.config.sparsity.get("score_momentum", 0.9))
+  mom = float(ctx.config.optg.score_momentum)
   lr = score_lr_fn(ctx, plan)
   return optax.sgd(lr, momentum=mom or None)
 
@@ -91,9 +91,9 @@ def make_score_tx(ctx: RunContext, plan: sp.Plan) -> optax.GradientTransformatio
 # ------------------------------------------------------------------ state
 def init(ctx: RunContext, rng, meta: dict):
   plan = make_plan(ctx, meta)
-  tx = classify.make_tx(ctx, ctx.num_steps)
+  tx = roles.make_tx(ctx, "student", ctx.num_steps)
   r_model, r_mask = jax.random.split(rng)
-  state = classify.init_state(ctx, r_model, meta, tx)
+  state = roles.init_state(ctx, r_model, meta, {"student": tx})
   extras = sp.init_extras(plan, state["models"]["student"]["params"], r_mask)
   state["extras"] = extras
   if plan.method == "optg":
@@ -151,10 +151,10 @@ def make_sparse_train_step(gdef, tx, plan: sp.Plan, loss_fn, score_tx=None, role
 
 def train_step(ctx: RunContext, meta: dict, stage: Stage):
   plan = make_plan(ctx, meta)
-  ls = float(ctx.config.optim.get("label_smoothing", 0.0))
+  ls = float(roles.optim_cfg(ctx.config, "student").label_smoothing)
   score_tx = make_score_tx(ctx, plan) if plan.method == "optg" else None
-  return make_sparse_train_step(classify.graphdef(ctx, meta), classify.make_tx(ctx, ctx.num_steps),
-                                plan, functools.partial(classify.ce_loss, label_smoothing=ls),
+  return make_sparse_train_step(roles.graphdef(ctx, meta), roles.make_tx(ctx, "student", ctx.num_steps),
+                                plan, functools.partial(roles.ce_loss, label_smoothing=ls),
                                 score_tx)
 
 
@@ -163,8 +163,9 @@ def masked_params(params, state):
   return sp.apply_masks(params, masks) if masks else params
 
 
-def eval_step(ctx: RunContext, meta: dict):
-  return classify.make_eval_step(classify.graphdef(ctx, meta), transform_params=masked_params)
+def predict_fns(ctx: RunContext, meta: dict, stage: Stage):
+  return {"classify": roles.classify_predict(roles.graphdef(ctx, meta),
+                                             transform_params=masked_params)}
 
 
 # ------------------------------------------------------------------ report
@@ -176,8 +177,9 @@ def sparse_report(ctx: RunContext, state, meta, plan: sp.Plan | None = None) -> 
   """
   from jaxvision import flops
   plan = plan or make_plan(ctx, meta)
-  kw = {k: v for k, v in dict(ctx.config.model.get("kwargs", {})).items() if k != "dtype"}
-  c = flops.count(ctx.config.model.name, widths=meta.get("widths"), convention="macs",
+  kw = {k: v for k, v in dict(roles.role_cfg(ctx.config, "student").kwargs).items() if k != "dtype"}
+  c = flops.count(roles.role_cfg(ctx.config, "student").name,
+                  widths=roles.role_widths(meta, "student"), convention="macs",
                   num_classes=ctx.data.num_classes, input_shape=ctx.data.image_shape, **kw)
   masks = jax.device_get(state["extras"]["masks"])
   params = jax.device_get(state["models"]["student"]["params"])
@@ -193,7 +195,7 @@ def sparse_report(ctx: RunContext, state, meta, plan: sp.Plan | None = None) -> 
   n_masked = sum(int(np.size(m)) for m in jax.tree.leaves(masks))
   return {
       "sparsity_method": plan.method,
-      "target_sparsity": float(ctx.config.sparsity.target) if plan.method != "dense" else 0.0,
+      "target_sparsity": float(ctx.config.optg.target) if plan.method != "dense" else 0.0,
       "sparsity": 1.0 - kept / n_masked if n_masked else 0.0,
       "weight_sparsity": float(masking.weight_sparsity(params, masks)) if n_masked else 0.0,
       "masked_params": n_masked, "kept_params": kept,
@@ -255,7 +257,7 @@ def summary(ctx: RunContext, state, meta) -> dict:
   if ctx.is_main and ctx.workdir:
     os.makedirs(ctx.workdir, exist_ok=True)
     _plots(ctx, rep, plan)
-    if ctx.config.sparsity.get("export", True):
+    if ctx.config.optg.export:
       from jaxvision.sparsity import export
       export.save(os.path.join(ctx.workdir, "export"), ctx, state, meta)
       rep["export"] = os.path.join(ctx.workdir, "export")
@@ -263,6 +265,10 @@ def summary(ctx: RunContext, state, meta) -> dict:
   return rep
 
 
+def fingerprint(ctx: RunContext) -> dict:
+  return {"optg.method": str(ctx.config.optg.method)}  # decides the state's extras
+
+
 OPTG = METHODS.register("optg", Method(
-    name="optg", init=init, train_step=train_step, eval_step=eval_step,
-    prepare=classify.load_pretrained, summary=summary))
+    name="optg", init=init, train_step=train_step, predict_fns=predict_fns,
+    prepare=roles.load_pretrained, summary=summary, fingerprint=fingerprint))
