@@ -408,6 +408,7 @@ class Trainer:
             while end is None or step < end:
               if stage.seconds is not None and step > start and should_stop(step, stage)[1]:
                 break
+              step_started = clock.stage
               with clock.train():
                 if batches is not None:
                   state, metrics = train_fn(state, shard_lib.global_batch(next(batches), self.mesh))
@@ -442,6 +443,9 @@ class Trainer:
               if over:
                 break
             meta["stage_ends"].append(step)
+            if stage.seconds is not None and step > start:  # budget reached during the last step
+              meta.setdefault("budget_last_step_start", {})[stage.name] = step_started
+            meta.setdefault("stage_seconds", []).append(clock.stage)
             clock.new_stage()
           if stage.evaluate and "end" not in meta.get("evals", {}).get(stage.name, {}):
             record_eval(state, meta, shardings, stage, "end", stage_evals(stage))
@@ -513,7 +517,8 @@ class Trainer:
           f"{where}). Lower optim.lr or check the data, then rerun to resume.")
 
 
-_VOLATILE_META = ("evals", "fingerprint", "clock", "curve", "stage_ends", "finished")
+_VOLATILE_META = ("evals", "fingerprint", "clock", "curve", "stage_ends", "stage_seconds",
+                  "finished", "budget_last_step_start")
 
 
 def _meta_key(meta: dict) -> str:

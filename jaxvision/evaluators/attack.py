@@ -70,20 +70,28 @@ def check_linf_budget(adv, clean, eps: float, atol: float = 1e-6,
                       value_range=(0.0, 1.0), raise_error: bool = False) -> dict:
   """Checks ‖x_adv − x‖∞ ≤ eps + atol and x_adv within `value_range`.
 
-  Returns {'max_linf', 'num_violations' (budget), 'num_out_of_range', 'ok'};
-  with raise_error=True a failed check raises ValueError naming the images.
+  An image with a NaN/inf pixel (in adv or clean) fails both checks.
+  Returns {'max_linf' (NaN if any image is non-finite), 'num_violations'
+  (budget), 'num_out_of_range', 'num_nonfinite', 'ok'}; with raise_error=True a
+  failed check raises ValueError naming the images.
   """
   n = linf_norm(adv, clean)
-  a = to_numpy(adv)
-  bad = np.flatnonzero(n > eps + atol)
+  a = to_numpy(adv).astype(np.float64)
   flat = a.reshape(a.shape[0], -1)
-  oor = np.flatnonzero((flat.min(1) < value_range[0] - atol) | (flat.max(1) > value_range[1] + atol))
+  cflat = to_numpy(clean).astype(np.float64).reshape(a.shape[0], -1)
+  nonfinite = np.flatnonzero(~(np.isfinite(flat).all(1) & np.isfinite(cflat).all(1)))
+  bad = np.flatnonzero(~(n <= eps + atol))  # NaN fails
+  inside = (flat >= value_range[0] - atol) & (flat <= value_range[1] + atol)  # NaN fails
+  oor = np.flatnonzero(~inside.all(1))
   ok = bad.size == 0 and oor.size == 0
   if raise_error and not ok:
     raise ValueError(f"L∞ budget eps={eps} violated by images {bad[:10].tolist()} "
-                     f"(max {n.max():.6g}); out of range {value_range}: {oor[:10].tolist()}")
-  return {"max_linf": float(n.max()) if n.size else 0.0, "num_violations": int(bad.size),
-          "num_out_of_range": int(oor.size), "ok": bool(ok)}
+                     f"(max {np.max(n):.6g}); out of range {value_range}: {oor[:10].tolist()}"
+                     + (f"; non-finite (NaN/inf) images {nonfinite[:10].tolist()}"
+                        if nonfinite.size else ""))
+  return {"max_linf": float(np.max(n)) if n.size else 0.0, "num_violations": int(bad.size),
+          "num_out_of_range": int(oor.size), "num_nonfinite": int(nonfinite.size),
+          "ok": bool(ok)}
 
 
 @EVALUATORS.register("attack_success")

@@ -29,6 +29,15 @@ def to_numpy(x) -> np.ndarray:
   return np.asarray(x)
 
 
+def is_traced(x) -> bool:
+  """True for an abstract value under jit/vmap/grad (its values are unknown)."""
+  tracer = getattr(jax.core, "Tracer", None)
+  if tracer is None:  # pragma: no cover (jax.core.Tracer was removed)
+    from jax._src import core as _core  # pylint: disable=g-import-not-at-top
+    tracer = _core.Tracer
+  return isinstance(x, tracer)
+
+
 def check_mask(mask, n: int) -> np.ndarray:
   """Validates a 0/1 mask of length n -> bool [n]; None means all valid."""
   if mask is None:

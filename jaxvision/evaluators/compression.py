@@ -39,6 +39,17 @@ def named_leaves(tree) -> list[tuple[str, object]]:
   return [(path_name(p), x) for p, x in leaves if hasattr(x, "shape")]
 
 
+def _leaves_or_raise(tree, fn: str) -> list[tuple[str, object]]:
+  if tree is None:
+    raise ValueError(f"{fn} got None instead of a parameter pytree (nnx.state(model) or a "
+                     "dict of arrays)")
+  leaves = named_leaves(tree)
+  if not leaves:
+    raise ValueError(f"{fn} found no arrays in the given {type(tree).__name__}; pass "
+                     "nnx.state(model, nnx.Param) or a dict of arrays")
+  return leaves
+
+
 def _default_include(name: str, x) -> bool:
   return len(x.shape) >= 2
 
@@ -64,7 +75,7 @@ def sparsity_report(tree, include: str | Callable[[str, object], bool] | None = 
   """
   sel = _selector(include)
   layers = {}
-  for name, x in named_leaves(tree):
+  for name, x in _leaves_or_raise(tree, "sparsity_report"):
     if not sel(name, x):
       continue
     a = to_numpy(x)
@@ -101,7 +112,7 @@ def model_size_bits(tree, bits: int | Mapping[str, int] | Callable[[str], int] =
   else:
     raise TypeError("bits must be an int, a {regex: bits} mapping or a function name -> bits")
   layers = {}
-  for name, x in named_leaves(tree):
+  for name, x in _leaves_or_raise(tree, "model_size_bits"):
     b = int(width(name))
     if b <= 0:
       raise ValueError(f"layer '{name}' got bit width {b}; must be positive")

@@ -5,7 +5,10 @@ Source: dcl.md §5 (DCL code `security/common` metrics). Scores are p_fake in
   AUC: sklearn roc_curve + auc over all test frames (= `ranking.roc_auc`,
        ties count 1/2).
   EER: root of 1 − x − TPR(x) on the interpolated ROC (`ranking.eer`).
-  ACC: mean(1[p_fake > 0.5] == y).
+  ACC: mean(1[p_fake > 0.5] == y) (`acc_rule='>'`, the shared metrics'
+       default); `acc_rule='>='` counts p_fake >= 0.5 as fake, as DCL's own
+       test script does (DCL configs pass it). Only scores exactly at the
+       threshold differ.
   Video level (an extra; DCL reports frame level): a video's score is the
   mean of its frame scores, its label the (common) frame label; then the
   same three metrics over videos.
@@ -40,10 +43,11 @@ def video_scores(scores, labels, video_ids):
   return vs, (ysum > 0).astype(np.int64), ids
 
 
-def binary_report(scores, labels, threshold: float = 0.5) -> dict[str, float]:
-  """{'auc', 'eer', 'acc'} for [N] scores and 0/1 labels."""
+def binary_report(scores, labels, threshold: float = 0.5,
+                  acc_rule: str = ">") -> dict[str, float]:
+  """{'auc', 'eer', 'acc'} for [N] scores and 0/1 labels (acc_rule '>' | '>=')."""
   return {"auc": ranking.roc_auc(scores, labels), "eer": ranking.eer(scores, labels),
-          "acc": ranking.accuracy_at(scores, labels, threshold)}
+          "acc": ranking.accuracy_at(scores, labels, threshold, acc_rule)}
 
 
 @EVALUATORS.register("forgery")
@@ -54,10 +58,14 @@ class ForgeryEvaluator:
   mask [B] | None)` with this process's rows. `result()` -> {'auc', 'eer',
   'acc'} and, if ids were given, {'video_auc', 'video_eer', 'video_acc'};
   rows of all hosts are gathered first (AUC is not a mean of batch values).
+  acc_rule: '>' (default) or '>=' (DCL's test script) for ACC at `threshold`.
   """
 
-  def __init__(self, threshold: float = 0.5):
+  def __init__(self, threshold: float = 0.5, acc_rule: str = ">"):
+    if acc_rule not in ranking.ACC_RULES:
+      raise ValueError(f"acc_rule must be one of {ranking.ACC_RULES}, got {acc_rule!r}")
     self.threshold = threshold
+    self.acc_rule = acc_rule
     self.acc = ConcatAccumulator()
 
   def reset(self):
@@ -72,8 +80,9 @@ class ForgeryEvaluator:
 
   def result(self) -> dict[str, float]:
     r = self.acc.result()
-    out = binary_report(r["scores"], r["labels"], self.threshold)
+    out = binary_report(r["scores"], r["labels"], self.threshold, self.acc_rule)
     if "video_ids" in r:
       vs, vy, _ = video_scores(r["scores"], r["labels"], r["video_ids"])
-      out.update({f"video_{k}": v for k, v in binary_report(vs, vy, self.threshold).items()})
+      out.update({f"video_{k}": v for k, v in
+                  binary_report(vs, vy, self.threshold, self.acc_rule).items()})
     return out

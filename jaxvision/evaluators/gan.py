@@ -29,7 +29,17 @@ def _features(x, name):
     raise ValueError(f"{name} must be [N, D] feature vectors, got shape {f.shape}")
   if f.shape[0] < 2:
     raise ValueError(f"{name} needs at least 2 rows to estimate a covariance")
+  _check_finite(f, name, rows=True)
   return f
+
+
+def _check_finite(x, name, rows=False):
+  ok = np.isfinite(x)
+  if not ok.all():
+    where = (f" in rows {np.flatnonzero(~ok.reshape(ok.shape[0], -1).all(1))[:5].tolist()}"
+             if rows else "")
+    raise ValueError(f"{name} contain NaN/inf values{where}; the generator (or the feature "
+                     "extractor) produced non-finite outputs, so FID/KID are undefined")
 
 
 def feature_statistics(features):
@@ -57,6 +67,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
   s1, s2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
   if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != mu1.shape * 2:
     raise ValueError(f"shape mismatch: mu {mu1.shape}/{mu2.shape}, sigma {s1.shape}/{s2.shape}")
+  for x, name in ((mu1, "mu1"), (s1, "sigma1"), (mu2, "mu2"), (s2, "sigma2")):
+    _check_finite(x, f"statistics {name}")
   diff = mu1 - mu2
   val = diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * trace_sqrt_product(s1, s2)
   return float(max(val, 0.0))
@@ -114,6 +126,8 @@ class FidEvaluator:
     elif real_mu is not None and real_sigma is not None:
       self.real = None
       self.mu, self.sigma = np.asarray(real_mu, np.float64), np.asarray(real_sigma, np.float64)
+      _check_finite(self.mu, "real_mu")
+      _check_finite(self.sigma, "real_sigma")
     else:
       raise ValueError("pass real_features [N, D] or both real_mu and real_sigma")
     if kid and self.real is None:
@@ -128,7 +142,7 @@ class FidEvaluator:
     self.acc.update({"fake": to_numpy(fake_features)}, mask)
 
   def result(self) -> dict[str, float]:
-    fake = self.acc.result()["fake"]
+    fake = _features(self.acc.result()["fake"], "fake features")
     out = {"fid": frechet_distance(self.mu, self.sigma, *feature_statistics(fake))}
     if self.kid:
       out["kid"], out["kid_std"] = kid_from_features(self.real, fake, self.kid_subsets,

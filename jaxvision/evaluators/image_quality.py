@@ -2,6 +2,10 @@
 
 Source: docs/papers decloss.md §2.2a, §4, §5; definitions as in BasicSR
 `calculate_psnr` / `calculate_ssim` (test_y_channel=True, crop_border=scale):
+  0. Inputs are divided by `data_range` (the value of white): None means 255
+     for integer dtypes (uint8 PNG values) and 1.0 for floats. Concrete
+     (non-traced) inputs are checked: values above 2·data_range (e.g. 0..255
+     floats with data_range=1) raise a ValueError naming the fix.
   1. The SR output and HR target (float [0, 1], NHWC RGB) are clipped to
      [0, 1] and quantised to uint8 (round(x·255)); `quantize=False` skips it.
   2. Y channel (BT.601, ITU-R studio swing), in 0..255 units:
@@ -10,7 +14,8 @@ Source: docs/papers decloss.md §2.2a, §4, §5; definitions as in BasicSR
   3. `crop_border` pixels are removed on every side (the usual choice is the
      SR scale).
   4. PSNR = 10·log10(255² / MSE), the MSE over all remaining pixels and
-     channels of one image; MSE = 0 gives `max_db` (a cap instead of +inf).
+     channels of one image; MSE = 0 gives `max_db` (a cap instead of +inf);
+     a NaN/inf pixel gives NaN (never the cap).
   5. SSIM (Wang et al. 2004): 11x11 Gaussian window, σ = 1.5, 'valid'
      filtering, K1 = 0.01, K2 = 0.03, L = 255, mean of the SSIM map; for RGB
      the mean over channels. Equals skimage `structural_similarity(...,
@@ -25,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.core.registry import EVALUATORS
-from jaxvision.evaluators.base import MeanAccumulator
+from jaxvision.evaluators.base import MeanAccumulator, check_mask, is_traced, to_numpy
 
 Y_WEIGHTS = (65.481, 128.553, 24.966)
 Y_OFFSET = 16.0
@@ -44,12 +49,54 @@ def rgb_to_y(x: jax.Array) -> jax.Array:
   return ((x.astype(jnp.float32) @ w + Y_OFFSET) / 255.0)[..., None]
 
 
-def _prepare(pred, target, crop_border, y_channel, quantize):
+def resolve_data_range(x, data_range) -> float:
+  """data_range, or the default for x's dtype (255 for integers, 1.0 for floats)."""
+  if data_range is not None:
+    if not float(data_range) > 0:
+      raise ValueError(f"data_range must be > 0 (the value of white), got {data_range}")
+    return float(data_range)
+  dt = np.dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
+  if dt == np.bool_:
+    raise ValueError("images must be numeric, got a bool array")
+  return 255.0 if np.issubdtype(dt, np.integer) else 1.0
+
+
+def check_range(x, data_range, name: str = "images") -> None:
+  """Raises if concrete images exceed 2·data_range (wrong scale); tracers pass.
+
+  NaN pixels are not an error here (they give an honest NaN score).
+  """
+  if is_traced(x):
+    return
+  a = np.asarray(jax.device_get(x) if isinstance(x, jax.Array) else x)
+  if a.size == 0:
+    return
+  if a.dtype.kind not in "iub":
+    a = a.astype(np.float64)
+  finite = a[np.isfinite(a)] if a.dtype.kind == "f" else a
+  if finite.size == 0:
+    return
+  hi, lo = float(finite.max()), float(finite.min())
+  if hi > 2 * data_range or lo < -data_range:
+    guess = ("0..255 (pass data_range=255 or divide by 255)" if hi <= 2 * 255 else
+             f"0..{hi:.4g} (pass data_range=<the value of white>)")
+    raise ValueError(f"{name} have values in [{lo:.4g}, {hi:.4g}] but data_range="
+                     f"{data_range:g}; they look like {guess}")
+
+
+def _prepare(pred, target, crop_border, y_channel, quantize, data_range=None):
   if pred.shape != target.shape or pred.ndim != 4:
     raise ValueError(f"pred and target must both be [B, H, W, C]; got {pred.shape} "
                      f"and {target.shape}")
-  pred = pred.astype(jnp.float32)
-  target = target.astype(jnp.float32)
+  r_p, r_t = resolve_data_range(pred, data_range), resolve_data_range(target, data_range)
+  if r_p != r_t:
+    raise ValueError(f"pred ({pred.dtype}) and target ({target.dtype}) have different "
+                     f"default data ranges ({r_p:g} vs {r_t:g}); pass data_range explicitly "
+                     "or give both the same dtype")
+  check_range(pred, r_p, "pred images")
+  check_range(target, r_t, "target images")
+  pred = jnp.asarray(pred).astype(jnp.float32) / r_p
+  target = jnp.asarray(target).astype(jnp.float32) / r_t
   if quantize:
     pred, target = quantize_uint8(pred), quantize_uint8(target)
   if y_channel:
@@ -65,15 +112,17 @@ def _prepare(pred, target, crop_border, y_channel, quantize):
 
 def psnr(pred: jax.Array, target: jax.Array, *, crop_border: int = 0,
          y_channel: bool = True, quantize: bool = True,
-         max_db: float = 100.0) -> jax.Array:
-  """PSNR per image in dB (see module doc). pred, target: [B, H, W, C] in [0, 1].
+         max_db: float = 100.0, data_range: float | None = None) -> jax.Array:
+  """PSNR per image in dB (see module doc). pred, target: [B, H, W, C] in
+  [0, data_range] (default: 1.0 for floats, 255 for integer dtypes).
 
-  Returns float32 [B]; identical images give `max_db`.
+  Returns float32 [B]; identical images give `max_db`, a non-finite pixel NaN.
   """
-  p, t = _prepare(pred, target, crop_border, y_channel, quantize)
+  p, t = _prepare(pred, target, crop_border, y_channel, quantize, data_range)
   mse = jnp.mean((p - t) ** 2, axis=(1, 2, 3))
   val = 10.0 * jnp.log10(255.0 ** 2 / jnp.maximum(mse, 1e-30))
-  return jnp.where(mse > 0, jnp.minimum(val, max_db), max_db)
+  out = jnp.where(mse > 0, jnp.minimum(val, max_db), max_db)
+  return jnp.where(jnp.isfinite(mse), out, jnp.nan)
 
 
 def gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
@@ -99,12 +148,14 @@ def _filter_valid(x: jax.Array, g: jax.Array) -> jax.Array:
 
 def ssim(pred: jax.Array, target: jax.Array, *, crop_border: int = 0,
          y_channel: bool = True, quantize: bool = True, win_size: int = 11,
-         sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> jax.Array:
-  """SSIM per image (see module doc). pred, target: [B, H, W, C] in [0, 1].
+         sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03,
+         data_range: float | None = None) -> jax.Array:
+  """SSIM per image (see module doc). pred, target: [B, H, W, C] in
+  [0, data_range] (default: 1.0 for floats, 255 for integer dtypes).
 
-  Returns float32 [B]; identical images give 1.
+  Returns float32 [B]; identical images give 1, a non-finite pixel NaN.
   """
-  p, t = _prepare(pred, target, crop_border, y_channel, quantize)
+  p, t = _prepare(pred, target, crop_border, y_channel, quantize, data_range)
   if min(p.shape[1:3]) < win_size:
     raise ValueError(f"images {p.shape[1:3]} (after crop) are smaller than the "
                      f"{win_size}x{win_size} SSIM window")
@@ -130,14 +181,16 @@ def ssim(pred: jax.Array, target: jax.Array, *, crop_border: int = 0,
 class PsnrSsimEvaluator:
   """Mean per-image PSNR / SSIM over padded, possibly multi-host batches.
 
-  Args: scale (= crop_border), y_channel (False: RGB), quantize, max_db.
-  `update(pred [B,H,W,C], target [B,H,W,C], mask [B] | None)`;
-  `result()` -> {'psnr', 'ssim'}.
+  Args: scale (= crop_border), y_channel (False: RGB), quantize, max_db,
+  data_range (None: 1.0 for floats, 255 for integer dtypes).
+  `update(pred [B,H,W,C], target [B,H,W,C], mask [B] | None)`; the value
+  range of the real rows is checked on the host; `result()` -> {'psnr', 'ssim'}.
   """
 
   def __init__(self, scale: int = 4, y_channel: bool = True, quantize: bool = True,
-               max_db: float = 100.0):
-    kw = dict(crop_border=scale, y_channel=y_channel, quantize=quantize)
+               max_db: float = 100.0, data_range: float | None = None):
+    kw = dict(crop_border=scale, y_channel=y_channel, quantize=quantize, data_range=data_range)
+    self.data_range = data_range
     self._fn = jax.jit(lambda p, t: {"psnr": psnr(p, t, max_db=max_db, **kw),
                                      "ssim": ssim(p, t, **kw)})
     self.acc = MeanAccumulator()
@@ -146,7 +199,11 @@ class PsnrSsimEvaluator:
     self.acc.reset()
 
   def update(self, pred, target, mask=None):
-    self.acc.update(self._fn(jnp.asarray(pred), jnp.asarray(target)), mask)
+    p, t = to_numpy(pred), to_numpy(target)
+    m = check_mask(mask, p.shape[0]) if p.ndim else None
+    for x, name in ((p, "pred images"), (t, "target images")):
+      check_range(x[m] if m is not None else x, resolve_data_range(x, self.data_range), name)
+    self.acc.update(self._fn(jnp.asarray(p), jnp.asarray(t)), mask)
 
   def result(self) -> dict[str, float]:
     return self.acc.result()

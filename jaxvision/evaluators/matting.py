@@ -6,15 +6,21 @@ Source: lfpnet.md §5, i.e. the DIM (Xu et al. 2017) MATLAB evaluation code
 α_p (prediction) and α_g (ground truth) are float mattes in [0, 1] of shape
 [H, W] (pass uint8 mattes through `/ 255`; LFPNet writes truncated uint8).
 U = {trimap == 128} is the unknown region (trimap uint8 0/128/255, or pass a
-boolean `region` mask instead).
+boolean `region` mask instead). A trimap with other values (e.g. 127/129 from
+JPEG compression) or without any 128 raises a ValueError saying so; a
+non-finite prediction gives NaN for every metric.
 
   SAD  = Σ_U |α_p − α_g| / 1000
   MSE  = Σ_U (α_p − α_g)² / |U|            (papers print MSE × 1e3)
-  Grad = Σ_U (‖∇α_p‖ − ‖∇α_g‖)² / 1000, ∇ = first-order Gaussian-derivative
+  Grad = Σ_U (‖∇α_p‖ − ‖∇α_g‖)² / 1000, each matte first rescaled to its own
+         min..max (MATLAB `mat2gray`, as `compute_gradient_loss` does; a
+         constant matte has zero gradient), ∇ = first-order Gaussian-derivative
          filters, σ = 1.4, half size ⌈σ√(−2 ln(√(2π)σ·0.01))⌉ = 4 (9x9),
          h_x(i, j) = g(i)·g'(j) scaled to unit L2 norm, h_y = h_xᵀ, 'nearest'
          (replicate) padding.
-  Conn = Σ_U |φ_p − φ_g| / 1000 with step 0.1: for t_i = i·0.1, i = 1..10,
+  Conn = Σ_U |φ_p − φ_g| / 1000 with step 0.1: for t_i = i/10 exactly
+         (the doubles nearest 0.1, ..., 1.0, as MATLAB's 0:0.1:1, so α = 153/255
+         passes t_6 = 0.6), i = 1..10,
          Ω_i = largest 4-connected component of {α_p ≥ t_i} ∩ {α_g ≥ t_i};
          l(x) = t_{i−1} at the first i with x ∉ Ω_i (l = 1 if never);
          φ = 1 − d·[d ≥ 0.15], d = α − l.
@@ -46,6 +52,7 @@ def _inputs(pred, target, trimap=None, region=None):
     t = to_numpy(trimap)
     if t.shape != p.shape:
       raise ValueError(f"trimap shape {t.shape} != matte shape {p.shape}")
+    check_trimap(t)
     region = t == UNKNOWN
   region = to_numpy(region).astype(bool)
   if region.shape != p.shape:
@@ -53,10 +60,37 @@ def _inputs(pred, target, trimap=None, region=None):
   return p, g, region
 
 
+def check_trimap(t) -> None:
+  """Raises ValueError unless the trimap holds only 0/128/255 and some 128."""
+  t = to_numpy(t)
+  vals = np.unique(t)
+  stray = vals[~np.isin(vals, (0, UNKNOWN, 255))]
+  if stray.size:
+    hint = ("a [0, 1] trimap must be scaled to 0/128/255" if float(vals.max()) <= 1 else
+            "a JPEG-compressed or resized trimap gives values like 127/129: use the PNG "
+            "trimap (or round it to 0/128/255 yourself)")
+    raise ValueError(f"trimap must hold only 0/128/255, found also {stray[:6].tolist()}"
+                     f"{' ...' if stray.size > 6 else ''}; {hint}")
+  if not np.any(t == UNKNOWN):
+    raise ValueError("trimap has no unknown pixels (value 128), so every matting error would "
+                     "be 0; pass the right trimap, or region= for a custom mask")
+
+
+def _nan_if_nonfinite(fn):
+  def wrapped(p, g, u, **kw):
+    if not (np.isfinite(p).all() and np.isfinite(g).all()):
+      return float("nan")
+    return fn(p, g, u, **kw)
+  wrapped.__name__ = fn.__name__
+  return wrapped
+
+
+@_nan_if_nonfinite
 def _sad(p, g, u):
   return float((np.abs(p - g) * u).sum() / 1000.0)
 
 
+@_nan_if_nonfinite
 def _mse(p, g, u):
   n = int(np.count_nonzero(u))
   d = p - g
@@ -118,7 +152,22 @@ def _bbox(u: np.ndarray, margin: int):
           slice(max(cols[0] - margin, 0), cols[-1] + margin + 1))
 
 
-def _grad(p, g, u, sigma=1.4):
+def mat2gray(a: np.ndarray) -> np.ndarray:
+  """MATLAB `mat2gray(A)`: (A − min A) / (max A − min A); a constant A is
+  returned clipped to [0, 1] (as MATLAB; its gradient is 0 either way)."""
+  a = np.asarray(a, np.float64)
+  if a.size == 0:
+    return a
+  lo, hi = float(a.min()), float(a.max())
+  if hi == lo:
+    return np.clip(a, 0.0, 1.0)
+  return np.clip((a - lo) / (hi - lo), 0.0, 1.0)
+
+
+@_nan_if_nonfinite
+def _grad(p, g, u, sigma=1.4, rescale=True):
+  if rescale:  # on the whole matte, before the crop below
+    p, g = mat2gray(p), mat2gray(g)
   half = (gauss_gradient_kernels(sigma)[0].size - 1) // 2
   box = _bbox(u, half)  # exact: outputs on U only read inputs within `half`
   if box is None:
@@ -128,14 +177,17 @@ def _grad(p, g, u, sigma=1.4):
   return float((d * d * u).sum() / 1000.0)
 
 
-def grad(pred, target, trimap=None, *, region=None, sigma: float = 1.4) -> float:
+def grad(pred, target, trimap=None, *, region=None, sigma: float = 1.4,
+         rescale: bool = True) -> float:
   """Grad = Σ_U (‖∇α_p‖ − ‖∇α_g‖)² / 1000 (module doc). [H, W] in [0, 1].
 
+  rescale=True (DIM MATLAB) applies `mat2gray` to each matte first; False
+  uses the mattes as given (the α/255 variant of some Python ports).
   Only the bounding box of U plus the filter half size is filtered, which
   gives the same values on U (the crop keeps every input they read, and the
   image border still gets 'nearest' padding).
   """
-  return _grad(*_inputs(pred, target, trimap, region), sigma=sigma)
+  return _grad(*_inputs(pred, target, trimap, region), sigma=sigma, rescale=rescale)
 
 
 _FOUR = ndimage.generate_binary_structure(2, 1)
@@ -156,8 +208,18 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
   return out
 
 
+def conn_thresholds(step: float = 0.1) -> np.ndarray:
+  """MATLAB 0:step:1 as exact decimals: i/n for n = round(1/step) (0.6, not
+  np.arange's 0.6000000000000001). step must divide 1."""
+  n = int(round(1.0 / step))
+  if n < 1 or abs(n * step - 1.0) > 1e-9:
+    raise ValueError(f"Conn step must divide 1 (e.g. 0.1, 0.05), got {step}")
+  return np.arange(n + 1, dtype=np.float64) / n
+
+
+@_nan_if_nonfinite
 def _conn(p, g, u, step=0.1, theta=0.15):
-  thresholds = np.arange(0, 1 + step, step)  # 0, 0.1, ..., 1.0 (as MATLAB 0:step:1)
+  thresholds = conn_thresholds(step)
   both = np.minimum(p, g)  # {p >= t} ∩ {g >= t} == {min(p, g) >= t}
   # survived[x] = number of leading thresholds t_1..t_k with x in Ω_i, so
   # l(x) = t_k (the threshold before the first miss), or 1 if never missed.

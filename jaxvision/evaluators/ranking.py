@@ -79,7 +79,15 @@ def eer(scores, labels) -> float:
   return float(x0 + (1.0 - x0 - y0) / (1.0 + slope))
 
 
-def accuracy_at(scores, labels, threshold: float = 0.5) -> float:
-  """mean(1[score > threshold] == label) (strict >, as in the DCL code)."""
+ACC_RULES = (">", ">=")
+
+
+def accuracy_at(scores, labels, threshold: float = 0.5, rule: str = ">") -> float:
+  """mean(1[score > threshold] == label); rule '>=' counts score == threshold
+  as positive (DCL's test script: p_fake >= 0.5 is fake); '>' is the shared
+  `security/common` metrics' strict rule."""
+  if rule not in ACC_RULES:
+    raise ValueError(f"rule must be one of {ACC_RULES}, got {rule!r}")
   s, y = _binary(scores, labels)
-  return float(np.mean((s > threshold) == y))
+  pos = s >= threshold if rule == ">=" else s > threshold
+  return float(np.mean(pos == y))

@@ -1,16 +1,22 @@
 """VQA accuracy with the official answer normalisation (host-side, strings).
 
 Source: laconv.md §5 and the official VQA evaluation code (`vqaEval.py`,
-Agrawal et al.), reproduced exactly:
-  * prediction: '\\n' and '\\t' -> ' ', strip, `process_punctuation`, then
-    `process_digit_article` (lowercase, number words -> digits, drop
-    articles a/an/the, restore contractions such as "dont" -> "don't");
-  * ground truth: when the 10 human answers are not all identical, each gets
-    `process_punctuation` (the official code does not lowercase GT; VQA's GT
-    answers are already normalised);
-  * Acc = (1/10) Σ_i min(1, #{j ≠ i : h_j = a} / 3), the leave-one-annotator-
-    out average of min(#matches/3, 1). One match gives 0.3, two 0.6, three
-    0.9, four or more 1.0.
+GT-Vision-Lab/VQA), reproduced exactly. Two revisions:
+  * revision='master' (default; the current official code, which the
+    evaluation server uses): every human answer and the prediction get
+    '\\n'/'\\t' -> ' ' and strip; then, only when the (stripped) human answers
+    are not all identical, each answer AND the prediction get
+    `process_punctuation` + `process_digit_article` (lowercase, number words ->
+    digits, drop articles a/an/the, restore contractions such as "dont" ->
+    "don't"). When all agree, neither is normalised ("Yes" vs 10 x "yes"
+    scores 0).
+  * revision='2016' (what many copies still use): the prediction always gets
+    '\\n'/'\\t' -> ' ', strip, `process_punctuation`, `process_digit_article`;
+    the human answers get only `process_punctuation`, and only when they are
+    not all identical (no strip, no lowercasing).
+  Acc = (1/10) Σ_i min(1, #{j ≠ i : h_j = a} / 3), the leave-one-annotator-
+  out average of min(#matches/3, 1). One match gives 0.3, two 0.6, three
+  0.9, four or more 1.0.
 Quirks kept from the official code: the period-strip regex removes a '.'
 that is not followed by a digit, at most 32 times (re.UNICODE was passed as
 the `count` argument).
@@ -95,23 +101,42 @@ def process_digit_article(text: str) -> str:
 
 
 def normalize_answer(text: str) -> str:
-  """The full normalisation applied to a predicted answer."""
+  """The full normalisation: '\\n'/'\\t' -> ' ', strip, punctuation, digits/articles."""
   text = text.replace("\n", " ").replace("\t", " ").strip()
   return process_digit_article(process_punctuation(text))
 
 
-def vqa_accuracy(pred: str, gt_answers: Sequence[str]) -> float:
+REVISIONS = ("master", "2016")
+
+
+def _clean(text: str) -> str:
+  return text.replace("\n", " ").replace("\t", " ").strip()
+
+
+def vqa_accuracy(pred: str, gt_answers: Sequence[str], revision: str = "master") -> float:
   """Official per-question accuracy in [0, 1] (module doc).
 
   pred: the predicted answer string; gt_answers: the human answers (10 in
-  VQA v1/v2; any number >= 1 works with the same leave-one-out rule).
+  VQA v1/v2; any number >= 1 works with the same leave-one-out rule);
+  revision: 'master' (current official code, default) or '2016'.
   """
+  if revision not in REVISIONS:
+    raise ValueError(f"revision must be one of {REVISIONS}, got {revision!r}")
   if isinstance(gt_answers, str) or len(gt_answers) == 0:
     raise ValueError("gt_answers must be a non-empty list of answer strings")
-  res = normalize_answer(pred)
+  if not isinstance(pred, str) or not all(isinstance(a, str) for a in gt_answers):
+    raise ValueError("pred and every gt answer must be strings (decode bytes first)")
   gts = list(gt_answers)
-  if len(set(gts)) > 1:
-    gts = [process_punctuation(a) for a in gts]
+  if revision == "master":
+    gts = [_clean(a) for a in gts]
+    res = _clean(pred)
+    if len(set(gts)) > 1:
+      gts = [process_digit_article(process_punctuation(a)) for a in gts]
+      res = process_digit_article(process_punctuation(res))
+  else:
+    res = normalize_answer(pred)
+    if len(set(gts)) > 1:
+      gts = [process_punctuation(a) for a in gts]
   accs = []
   for i in range(len(gts)):
     matches = sum(1 for j, a in enumerate(gts) if j != i and a == res)
@@ -125,10 +150,13 @@ class VqaEvaluator:
 
   `update(preds: list[str], gt_answers: list[list[str]], answer_types:
   list[str] | None, mask [B] | None)`; `result()` -> {'accuracy',
-  'accuracy/<type>'} in %.
+  'accuracy/<type>'} in %. revision: 'master' (default) or '2016'.
   """
 
-  def __init__(self):
+  def __init__(self, revision: str = "master"):
+    if revision not in REVISIONS:
+      raise ValueError(f"revision must be one of {REVISIONS}, got {revision!r}")
+    self.revision = revision
     self.acc = MeanAccumulator()
 
   def reset(self):
@@ -137,7 +165,7 @@ class VqaEvaluator:
   def update(self, preds, gt_answers, answer_types=None, mask=None):
     if len(preds) != len(gt_answers):
       raise ValueError(f"{len(preds)} predictions but {len(gt_answers)} answer lists")
-    a = np.array([100.0 * vqa_accuracy(p, g) for p, g in zip(preds, gt_answers)])
+    a = np.array([100.0 * vqa_accuracy(p, g, self.revision) for p, g in zip(preds, gt_answers)])
     vals = {"accuracy": a}
     m = np.ones(len(a)) if mask is None else np.asarray(mask, np.float64)
     if answer_types is not None:

@@ -70,7 +70,8 @@ def test_grad_against_direct_2d_filter():
 def _conn_reference(p, g, t, step=0.1):
   """A direct transcription of the DIM MATLAB loop (pure Python BFS)."""
   h, w = p.shape
-  ts = [i * step for i in range(int(round(1 / step)) + 1)]
+  n = int(round(1 / step))
+  ts = [i / n for i in range(n + 1)]  # MATLAB 0:0.1:1 gives exactly 0.1, ..., 1.0
   l_map = -np.ones_like(p)
   for i in range(1, len(ts)):
     m = (p >= ts[i]) & (g >= ts[i])
@@ -124,6 +125,67 @@ def test_conn_hand_case():
   p = g.copy(); p[4, 4] = 1.0; p[3, 3] = 0.0
   t = np.zeros((6, 6), np.uint8); t[4, 4] = 128
   assert matting.conn(p, g, t) == pytest.approx(0.4 / 1000)
+
+
+def test_conn_threshold_0_6_includes_alpha_153():
+  # MATLAB: 153/255 == 0.6 passes t = 0.6 (0:0.1:1 holds 0.6 exactly). One pixel
+  # with g = 153/255, p = 1 in a field of 1s: it leaves Ω first at t = 0.7, so
+  # l = 0.6; d_p = 0.4 >= 0.15 -> φ_p = 0.6; d_g = 0 -> φ_g = 1; Conn = 0.4/1000.
+  # (With np.arange's 0.6000000000000001 it would leave at 0.6: l = 0.5, 0.5/1000.)
+  assert matting.conn_thresholds(0.1)[6] == 0.6
+  assert matting.conn_thresholds(0.1).tolist() == [i / 10 for i in range(11)]
+  g = np.ones((3, 3))
+  g[1, 1] = 153 / 255
+  p = np.ones((3, 3))
+  t = np.full((3, 3), 128, np.uint8)
+  assert matting.conn(p, g, t) == pytest.approx(0.4 / 1000, abs=1e-15)
+  with pytest.raises(ValueError, match="divide 1"):
+    matting.conn(p, g, t, step=0.3)
+
+
+def test_grad_rescales_each_matte_like_mat2gray():
+  # pred: a horizontal ramp from 0.25 to 0.75 (does not span 0..1); target:
+  # constant 0.5 (zero gradient). mat2gray maps pred to the 0..1 ramp x_j/39, whose
+  # gradient magnitude away from the border is |Σ_ij h_ij·j| / 39 (h: unit-norm
+  # filter, j the column offset), so Grad = |U|·(that)²/1000. Dividing by 255
+  # only (no rescale) gives half the gradient, a quarter of the value.
+  w = 40
+  ramp = np.tile(np.linspace(0.0, 1.0, w), (w, 1))
+  pred = 0.25 + 0.5 * ramp
+  target = np.full((w, w), 0.5)
+  t = np.zeros((w, w), np.uint8)
+  t[10:30, 10:30] = 128
+  h = matting.gauss_gradient_filter(1.4)
+  x = np.arange(-4, 5)
+  amp = abs(np.sum(h * x[None, :])) / (w - 1)
+  expect = 400 * amp ** 2 / 1000
+  assert matting.grad(pred, target, t) == pytest.approx(expect, rel=1e-9)
+  assert matting.grad(pred, target, t, rescale=False) == pytest.approx(expect / 4, rel=1e-9)
+  # mat2gray: own min..max -> 0..1; a constant matte stays (clipped), gradient 0
+  np.testing.assert_allclose(matting.mat2gray(pred), ramp, atol=1e-15)
+  np.testing.assert_array_equal(matting.mat2gray(target), target)
+  # the rescale uses the whole matte's range, not just the U crop
+  pred2 = pred.copy()
+  pred2[0, 0] = 0.0  # outside U and the filter reach: widens the range only
+  scale = (0.75 - 0.25) / 0.75
+  assert matting.grad(pred2, target, t) == pytest.approx(expect * scale ** 2, rel=1e-9)
+
+
+def test_bad_trimaps_and_nonfinite_pred():
+  g = np.zeros((4, 4))
+  jpeg = np.full((4, 4), 127, np.uint8)
+  jpeg[0] = 0
+  with pytest.raises(ValueError, match="127.*JPEG"):
+    matting.sad(g, g, jpeg)
+  with pytest.raises(ValueError, match="no unknown pixels"):
+    matting.matting_metrics(g, g, np.where(jpeg == 127, 255, 0).astype(np.uint8))
+  with pytest.raises(ValueError, match="129"):
+    matting.MattingEvaluator().update(g[None], g[None], np.full((1, 4, 4), 129))
+  t = np.full((4, 4), 128, np.uint8)
+  nan = g.copy()
+  nan[0, 0] = np.nan
+  r = matting.matting_metrics(nan, g, t)
+  assert all(np.isnan(v) for v in r.values()), r
 
 
 def test_bad_inputs():

@@ -18,13 +18,42 @@ def test_normalization():
 
 def test_vqa_leave_one_out_counts():
   others = ["no"] * 10
-  for k, expect in [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0), (10, 1.0)]:
-    gts = ["yes"] * k + others[k:]
-    assert vqa.vqa_accuracy("Yes", gts) == pytest.approx(expect)
-  # normalisation of the prediction: "Two" matches "2"
-  assert vqa.vqa_accuracy("Two", ["2"] * 3 + ["3"] * 7) == pytest.approx(0.9)
-  # identical answers: perfect score
-  assert vqa.vqa_accuracy("cat", ["cat"] * 10) == 1.0
+  for rev in vqa.REVISIONS:
+    for k, expect in [(0, 0.0), (1, 0.3), (2, 0.6), (3, 0.9), (4, 1.0)]:
+      gts = ["yes"] * k + others[k:]
+      assert vqa.vqa_accuracy("Yes", gts, rev) == pytest.approx(expect)
+    # normalisation of the prediction: "Two" matches "2"
+    assert vqa.vqa_accuracy("Two", ["2"] * 3 + ["3"] * 7, rev) == pytest.approx(0.9)
+    # identical answers: perfect score
+    assert vqa.vqa_accuracy("cat", ["cat"] * 10, rev) == 1.0
+  # all 10 agree: master normalises neither side, so "Yes" != "yes"; 2016 always
+  # normalises the prediction.
+  assert vqa.vqa_accuracy("Yes", ["yes"] * 10) == 0.0
+  assert vqa.vqa_accuracy("Yes", ["yes"] * 10, "2016") == 1.0
+  assert vqa.vqa_accuracy(" yes\n", ["yes"] * 10) == 1.0  # stripped in both revisions
+
+
+def test_vqa_master_vs_2016_normalisation():
+  # Answers differ -> master fully normalises the human answers too: "Two"/"the dog"
+  # become "2"/"dog"; 2016 only strips punctuation from them, so they never match.
+  gts = ["Two"] * 4 + ["three"] * 6
+  assert vqa.vqa_accuracy("2", gts) == 1.0
+  assert vqa.vqa_accuracy("2", gts, "2016") == 0.0
+  gts = ["the dog"] * 3 + ["cat"] * 7
+  assert vqa.vqa_accuracy("Dog.", gts) == pytest.approx(0.9)
+  assert vqa.vqa_accuracy("Dog.", gts, "2016") == 0.0
+  # master strips the human answers before comparing them: " cat" == "cat" agree
+  assert vqa.vqa_accuracy("cat", [" cat"] * 5 + ["cat"] * 5) == 1.0
+  # ... so with all (stripped) answers equal, the prediction is not normalised
+  assert vqa.vqa_accuracy("Cat", [" cat"] * 5 + ["cat"] * 5) == 0.0
+  # 2016: the answers differ unstripped, the prediction is normalised to "cat" and
+  # matches the 5 plain "cat" answers (>= 3 others for every annotator) -> 1.0
+  assert vqa.vqa_accuracy("Cat", [" cat"] * 5 + ["cat"] * 5, "2016") == 1.0
+  ev = vqa.VqaEvaluator(revision="2016")
+  ev.update(["Yes"], [["yes"] * 10])
+  assert ev.result()["accuracy"] == 100.0
+  with pytest.raises(ValueError, match="revision"):
+    vqa.VqaEvaluator(revision="2017")
 
 
 def test_vqa_evaluator_types_and_mask():

@@ -2,7 +2,7 @@
 
 Pure pieces (usable on any supported jaxvision model):
   ranking.cross_layer_ranking   computation-aware scores -> per-unit keep counts
-  rnf.rnf_select                k-reciprocal nearest filter selection (closed form)
+  rnf.rnf_select                k-reciprocal nearest filter selection (closed-form k, official fill)
   prune.prune / plan_pruning    one-shot pruning of a model (rank, select, surgery)
   surgery.narrow_model          copy kept filters into the narrow model
 The Method (`CLR_RNF`, registry name "clr_rnf") runs dense -> prune -> fine-tune.

@@ -2,7 +2,8 @@
 
 Options: pr_target (FLOPs reduction target); lam (None = tuned); ranking 'clr' | 'l1' |
 'lamzero' (λ=0 ablation) | 'uniform'; selection 'rnf' | 'l1' | 'random' (+ random_exclude_last,
-the official quirk); flops_mode None | 'measured' | 'table'; inherit_bn; residual_select
+the official quirk); rnf_fill 'official' | 'ascending' (which filters fill an overshooting
+k-reciprocal intersection); flops_mode None | 'measured' | 'table'; inherit_bn; residual_select
 'code' | 'aligned' (ResNet-50); seed; dense_epochs / dense_steps (the dense stage, trained with
 `config.optims.dense`).
 """
@@ -15,6 +16,7 @@ def defaults() -> ml_collections.ConfigDict:
   c.lam = ml_collections.FieldReference(None, field_type=float)
   c.ranking = "clr"
   c.selection = "rnf"
+  c.rnf_fill = "official"  # overshoot fill: 'official' (CPython set.pop order) | 'ascending'
   c.random_exclude_last = False
   c.flops_mode = ml_collections.FieldReference(None, field_type=str)
   c.inherit_bn = False

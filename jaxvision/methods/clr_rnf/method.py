@@ -36,7 +36,8 @@ def prune_options(config) -> PruneOptions:
   c = config.clr_rnf
   return PruneOptions(
       pr_target=float(c.pr_target), lam=None if c.lam is None else float(c.lam),
-      ranking=str(c.ranking), selection=str(c.selection), flops_mode=c.flops_mode,
+      ranking=str(c.ranking), selection=str(c.selection), rnf_fill=str(c.rnf_fill),
+      flops_mode=c.flops_mode,
       inherit_bn=bool(c.inherit_bn), residual_select=str(c.residual_select), seed=int(c.seed),
       random_exclude_last=bool(c.random_exclude_last)).validate()
 

@@ -24,6 +24,7 @@ class PruneOptions:
   lam: λ; None = the paper's value for the architecture (ranking.LAMBDA, else 1.0).
   ranking: 'clr' | 'magnitude' (λ=0 ablation) | 'uniform' (every unit at pr_target).
   selection: 'rnf' | 'l1' | 'random' (which filters are kept).
+  rnf_fill: RNF overshoot fill, 'official' (CPython set-pop order, spec §9.5) | 'ascending'.
   flops_mode: 'measured' (f from the architecture) | 'table' (official constants) | None
     (the architecture's default: 'table' for resnet50, else 'measured').
   inherit_bn: copy BN (and VGG conv bias / classifier) instead of re-initialising them.
@@ -40,6 +41,7 @@ class PruneOptions:
   residual_select: str = "code"
   seed: int = 0
   random_exclude_last: bool = False
+  rnf_fill: str = "official"
 
   def validate(self):
     if not 0.0 <= float(self.pr_target) < 1.0:
@@ -48,6 +50,8 @@ class PruneOptions:
       raise ValueError(f"clr_rnf.ranking={self.ranking!r}; use one of {ranking.MODES}.")
     if self.selection not in rnf.SELECTIONS:
       raise ValueError(f"clr_rnf.selection={self.selection!r}; use one of {rnf.SELECTIONS}.")
+    if self.rnf_fill not in rnf.FILLS:
+      raise ValueError(f"clr_rnf.rnf_fill={self.rnf_fill!r}; use one of {rnf.FILLS}.")
     if self.flops_mode is not None and self.flops_mode not in archs.FLOPS_MODES:
       raise ValueError(f"clr_rnf.flops_mode={self.flops_mode!r}; use one of "
                        f"{archs.FLOPS_MODES}.")
@@ -97,7 +101,8 @@ def make_selector(opts: PruneOptions) -> archs.Selector:
 
   def select(filters, m, name):
     del name
-    return rnf.select(filters, int(m), opts.selection, rng, opts.random_exclude_last)
+    return rnf.select(filters, int(m), opts.selection, rng, opts.random_exclude_last,
+                      opts.rnf_fill)
 
   return select
 

@@ -80,9 +80,11 @@ def resnet_cifar_flops_factors(blocks_per_stage: int, stage_widths: Sequence[int
   return f
 
 
-# The official hard-coded `flops_cfg` constants (rounded as printed in the code).
+# The official hard-coded `flops_cfg` constants, literally as printed in the code (5
+# decimals: 9.07812 where the exact ratio is 9.078125; flops_mode='table' uses these,
+# flops_mode='measured' the exact fractions from `vgg_flops_factors`).
 OFFICIAL_FLOPS_CFG = {
-    "vgg16": (1.0, 18.15625, 9.078125, 18.078125, 9.0390625, 18.0390625, 18.0390625, 9.01953,
+    "vgg16": (1.0, 18.15625, 9.07812, 18.07812, 9.03906, 18.03906, 18.03906, 9.01953,
               18.01953, 18.01953, 4.50488, 4.50488, 4.50488),
     "resnet56": (1.0,) + (0.9052,) * 8 + (0.67278,) + (0.89297,) * 8 + (0.66667,)
                 + (0.88685,) * 8,

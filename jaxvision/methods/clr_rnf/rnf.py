@@ -1,13 +1,19 @@
 """k-Reciprocal Nearest Filter (RNF) selection and the ablation selectors.
 
-Spec: `shared/papers/clr_rnf.md` §2 step 3. Each filter i orders all filters by distance
-(N_i[0] = i), R_i(k) = first k of N_i, I(k) = intersection of all R_i(k). Starting at
-k = m, k grows while |I(k)| < m; on overshoot I(k-1) is kept and filled up to m from
-I(k) minus I(k-1) in ascending index order.
+Spec: `shared/papers/clr_rnf.md` §2 step 3 and §9.5. Each filter i orders all filters by
+distance (N_i[0] = i), R_i(k) = first k of N_i, I(k) = intersection of all R_i(k). Starting
+at k = m, k grows while |I(k)| < m; on overshoot I(k-1) is kept and filled up to m from
+I(k) minus I(k-1):
+  fill='official' (default): in CPython `set.pop()` order, as the official `graph_weight`:
+    I(k) = set(rows[0]).intersection(*rows[1:]) with rows = N[:, :k].tolist(), I(k-1) the
+    same from N[:, :k-1], redundant = I(k).difference(I(k-1)), then I(k-1).add(
+    redundant.pop()) until m are kept. Deterministic (hash-slot order of the ints, not
+    ascending); reproduced by running those same set operations (CPython 3 semantics).
+  fill='ascending': lower index first.
 
-Closed form (used here): with rank_i(j) = position of j in N_i and r(j) = max_i rank_i(j),
-I(k) = {j : r(j) <= k-1}, so RNF keeps the m filters with the smallest r, ties by lower
-index. Within-row ties in distance are broken by lower index (stable sort).
+Closed form (used to find k): with rank_i(j) = position of j in N_i and r(j) = max_i
+rank_i(j), I(k) = {j : r(j) <= k-1}, so k = (m-th smallest r) + 1. Within-row ties in
+distance are broken by lower index (stable sort).
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 SELECTIONS = ("rnf", "l1", "random")
+FILLS = ("official", "ascending")
 
 
 def _as_filters(w) -> np.ndarray:
@@ -109,45 +116,80 @@ def _worst_ranks_jnp(d: jax.Array, n_valid) -> jax.Array:
   return jnp.where(valid[:, None], rank, 0).max(axis=0)
 
 
-def rnf_select(filters, m: int) -> np.ndarray:
-  """RNF: indices (ascending int32 [m]) of the m filters with the smallest worst rank.
-
-  filters: [n, d] (one flattened filter per row, fp32). Runs on the host (fp32 Gram matmul,
-  numpy stable argsort): one-shot work, and no per-shape compiles.
-  """
-  w = _as_filters(filters)
-  n = w.shape[0]
-  _check_m(m, n)
-  r = worst_ranks(sq_distances(w))
-  sel = np.lexsort((np.arange(n), r))[:m]
-  return np.sort(sel).astype(np.int32)
-
-
-def rnf_select_loop(filters, m: int) -> np.ndarray:
-  """Reference: the official iterative k-growing intersection (host numpy, O(n^3))."""
-  w = _as_filters(filters)
-  n = w.shape[0]
-  _check_m(m, n)
-  d = np.array(sq_distances(w))
+def neighbour_order(d) -> np.ndarray:
+  """N [n, n] int: row i lists all filters by ascending distance from i (i first, ties by
+  lower index; the same order `worst_ranks` uses). d: [n, n] distances (host)."""
+  d = np.array(d, np.float32)
   np.fill_diagonal(d, -np.inf)
-  order = np.argsort(d, axis=1, kind="stable")
+  return np.argsort(d, axis=1, kind="stable")
 
-  def inter(k):
-    s = set(range(n))
-    for i in range(n):
-      s &= set(order[i, :k].tolist())
-    return s
 
-  k = m
-  cur = inter(k)
-  while len(cur) < m:
+def _intersection(order: np.ndarray, k: int) -> set:
+  """I(k) built exactly as the official code builds it (the set's hash layout matters)."""
+  rows = order[:, :k].tolist()
+  return set(rows[0]).intersection(*rows[1:])
+
+
+def official_fill(order: np.ndarray, k: int, m: int) -> set:
+  """Overshoot at k: I(k-1) filled up to m from I(k) \\ I(k-1) in `set.pop()` order."""
+  prev = _intersection(order, k - 1)
+  redundant = _intersection(order, k).difference(prev)
+  while len(prev) != m:
+    prev.add(redundant.pop())
+  return prev
+
+
+def _check_fill(fill):
+  if fill not in FILLS:
+    raise ValueError(f"rnf_fill={fill!r} is unknown; use one of {FILLS}.")
+
+
+def rnf_select(filters, m: int, fill: str = "official") -> np.ndarray:
+  """RNF: indices (ascending int32 [m]) of the kept filters (module doc).
+
+  filters: [n, d] (one flattened filter per row, fp32). fill: 'official' (set-pop order on
+  overshoot, the default) or 'ascending'. Runs on the host (fp32 Gram matmul, numpy
+  sorts): one-shot work, and no per-shape compiles. The Python set operations run only
+  when I(k) overshoots m.
+  """
+  _check_fill(fill)
+  w = _as_filters(filters)
+  n = w.shape[0]
+  _check_m(m, n)
+  d = sq_distances(w)
+  r = worst_ranks(d)
+  by_rank = np.lexsort((np.arange(n), r))
+  k = int(r[by_rank[m - 1]]) + 1  # smallest k with |I(k)| >= m
+  if fill == "ascending" or int(np.count_nonzero(r <= k - 1)) == m:
+    return np.sort(by_rank[:m]).astype(np.int32)
+  kept = official_fill(neighbour_order(d), k, m)
+  return np.array(sorted(kept), np.int32)
+
+
+def rnf_select_loop(filters, m: int, fill: str = "official") -> np.ndarray:
+  """Reference: the official k-growing loop (host, O(n^3)), written from spec §2 step 3."""
+  _check_fill(fill)
+  w = _as_filters(filters)
+  n = w.shape[0]
+  _check_m(m, n)
+  indices = neighbour_order(sq_distances(w))
+  k, m_tmp, kept = m, 0, set()
+  while m_tmp < m:
+    rows = indices[:, :k].tolist()
+    kept = set(rows[0]).intersection(*rows[1:])
+    m_tmp = len(kept)
+    if m_tmp > m:
+      pre_rows = indices[:, :k - 1].tolist()
+      pre = set(pre_rows[0]).intersection(*pre_rows[1:])
+      redundant = kept.difference(pre)
+      if fill == "ascending":
+        pre |= set(sorted(redundant)[:m - len(pre)])
+      else:
+        while len(pre) != m:
+          pre.add(redundant.pop())
+      kept, m_tmp = pre, m
     k += 1
-    cur = inter(k)
-  if len(cur) > m:
-    prev = inter(k - 1)
-    extra = sorted(cur - prev)
-    cur = prev | set(extra[:m - len(prev)])
-  return np.array(sorted(cur), np.int32)
+  return np.array(sorted(kept), np.int32)
 
 
 def l1_select(filters, m: int) -> np.ndarray:
@@ -173,10 +215,13 @@ def random_select(n: int, m: int, rng: np.random.Generator,
 
 
 def select(filters, m: int, method: str = "rnf", rng: np.random.Generator | None = None,
-           random_exclude_last: bool = False) -> np.ndarray:
-  """Dispatches to RNF / L1 / random selection. Returns ascending int32 [m]."""
+           random_exclude_last: bool = False, rnf_fill: str = "official") -> np.ndarray:
+  """Dispatches to RNF / L1 / random selection. Returns ascending int32 [m].
+
+  rnf_fill: RNF's overshoot fill, 'official' (set-pop order) or 'ascending'.
+  """
   if method == "rnf":
-    return rnf_select(filters, m)
+    return rnf_select(filters, m, rnf_fill)
   if method == "l1":
     return l1_select(filters, m)
   if method == "random":

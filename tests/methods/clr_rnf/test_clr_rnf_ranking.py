@@ -10,9 +10,13 @@ VGG_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 5
 def test_vgg_flops_factors_match_official():
   f = ranking.vgg_flops_factors(VGG_CFG)
   official = np.array(ranking.OFFICIAL_FLOPS_CFG["vgg16"])
-  # Exact where the official constant is exact in binary; the 5-digit ones are rounded.
-  assert f[:7].tolist() == official[:7].tolist()
-  np.testing.assert_allclose(f, official, rtol=0, atol=5e-6)
+  # flops_mode='table' uses the constants literally as printed in the official code
+  # (5 decimals), 'measured' the exact ratios; they agree to the printed precision.
+  assert ranking.OFFICIAL_FLOPS_CFG["vgg16"][1:7] == (18.15625, 9.07812, 18.07812, 9.03906,
+                                                      18.03906, 18.03906)
+  assert f[:2].tolist() == official[:2].tolist()
+  assert f[2:7].tolist() == [9.078125, 18.078125, 9.0390625, 18.0390625, 18.0390625]
+  np.testing.assert_allclose(f, official, rtol=0, atol=5.0001e-6)
   assert f[1] == 581 / 32  # conv2: 32*32*64*(64*9+5) / (32*32*64*(3*9+5))
 
 
