@@ -18,7 +18,7 @@ import optax
 from flax import nnx
 
 from jaxvision import models, quant
-from jaxvision.methods import classify
+from jaxvision.core import roles
 from jaxvision.methods.intraq import kd_ce_loss, synthesis
 
 
@@ -49,7 +49,7 @@ def main():
     kw["shortcut"] = "B"
   teacher = models.build(a.model, a.classes, rngs=nnx.Rngs(0), **kw)
   order = quant.call_order(teacher, jnp.zeros((1, a.image, a.image, 3)))
-  gdef, params, rest = classify.split(teacher)
+  gdef, params, rest = roles.split(teacher)
   ts = {"params": params, "rest": rest}
   n = a.batch
 
@@ -78,10 +78,10 @@ def main():
     if name != "fp32":
       quant.quantize_model(student, quant.uniform_rules(a.bits), sample_input=x[:1])
       quant.calibrate(student, [x])
-    g, sp, sr = classify.split(student)
+    g, sp, sr = roles.split(student)
     st = {"step": jnp.zeros((), jnp.int32), "models": {"student": {"params": sp, "rest": sr}},
           "opt": {"student": tx.init(sp)}, "extras": {}}
-    step = jax.jit(classify.make_train_step(g, tx, loss_fn))
+    step = jax.jit(roles.make_train_step(g, tx, loss_fn))
     results[name] = _time(lambda s: step(s, batch, jax.random.key(0))[0], st, a.steps)
 
   qname = f"w{a.bits}a{a.bits}"

@@ -26,16 +26,17 @@ def _ctx(model, batch, dtype, width_multiplier):
   from jaxvision.core.method import DataInfo, RunContext
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   c = load_config_file(os.path.join(repo, "configs", "optg.py"), "resnet56_90")
-  c.model.name = model
-  c.model.kwargs = {"width_multiplier": width_multiplier} if width_multiplier != 1.0 else {}
+  c.models.student.name = model
+  c.models.student.kwargs = {"width_multiplier": width_multiplier} if width_multiplier != 1.0 else {}
   c.dtype = dtype
   c.batch_size = batch
   c.num_epochs = None
   c.steps = 1000
-  c.optim.warmup_epochs = 0.0
+  c.optims.student.warmup_epochs = 0.0
   shape = models.input_shape(model)
   ncls = 1000 if shape[0] >= 128 else 10
-  info = DataInfo("synthetic", ncls, tuple(shape), num_train=batch * 100, num_eval=batch)
+  info = DataInfo("synthetic", batch * 100, batch, num_classes=ncls,
+                  features={"image": (tuple(shape), "float32"), "label": ((), "int32")})
   return RunContext(config=c, data=info, mesh=None, workdir="", steps_per_epoch=100)
 
 
@@ -72,7 +73,7 @@ def main(argv=None):
            "label": jnp.asarray(r.integers(0, ctx.data.num_classes, args.batch), jnp.int32)}
   rows = []
   for meth in args.methods.split(","):
-    ctx.config.sparsity.method = "dense" if meth == "dense" else meth
+    ctx.config.optg.method = "dense" if meth == "dense" else meth
     if meth == "dense":
       init = lambda k: classify_method.init(ctx, k, {})
       step = classify_method.train_step(ctx, {}, Stage("train", 1000))

@@ -32,22 +32,23 @@ def main():
   from jaxvision.core import sharding
   from jaxvision.core.loop import build_context
   from jaxvision.data import Dataset
-  from jaxvision.core.method import DataInfo
-  from jaxvision.methods import classify
+  from jaxvision.core.method import DataInfo, Stage
+  from jaxvision.methods.classify.method import CLASSIFY
 
   shape = models.input_shape(args.model)
   num_classes = 1000 if shape[0] >= 128 else 10
   c = config_lib.base_config()
-  c.model.name, c.dtype, c.batch_size = args.model, args.dtype, args.batch
-  c.model.kwargs = {"width_multiplier": args.width}
+  c.models.student.name, c.dtype, c.batch_size = args.model, args.dtype, args.batch
+  c.models.student.kwargs = {"width_multiplier": args.width}
   c.steps = args.steps + args.warmup
-  info = DataInfo("synthetic", num_classes, shape, args.batch * 100, 0)
-  ctx, _ = build_context(c, "/tmp/bench", dataset=Dataset(info, [], [], None))
+  info = DataInfo("synthetic", args.batch * 100, 0, num_classes=num_classes,
+                  features={"image": (tuple(shape), "float32"), "label": ((), "int32")})
+  ctx, _ = build_context(c, "/tmp/bench", dataset=Dataset(info, [], []))
   meta = {"stage": 0}
-  abstract = jax.eval_shape(lambda r: classify.CLASSIFY.init(ctx, r, meta), jax.random.key(0))
+  abstract = jax.eval_shape(lambda r: CLASSIFY.init(ctx, r, meta), jax.random.key(0))
   shard = sharding.state_shardings(abstract, ctx.mesh)
-  state = jax.jit(lambda r: classify.CLASSIFY.init(ctx, r, meta), out_shardings=shard)(jax.random.key(0))
-  step_fn = classify.CLASSIFY.train_step(ctx, meta, None)
+  state = jax.jit(lambda r: CLASSIFY.init(ctx, r, meta), out_shardings=shard)(jax.random.key(0))
+  step_fn = CLASSIFY.train_step(ctx, meta, Stage("train", c.steps))
   bsh = sharding.batch_sharding(ctx.mesh)
   fn = jax.jit(lambda s, b: step_fn(s, b, jax.random.key(0)), in_shardings=(shard, bsh),
                out_shardings=(shard, sharding.replicated(ctx.mesh)), donate_argnums=0)

@@ -116,6 +116,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.sharding = ml_collections.ConfigDict({"params": "replicate"})
   c.dtype = "float32"
   c.distributed = False
+  c.max_norm_growth = 1e3  # divergence guard: parameter-norm growth over the first save (0 = off)
   c.compilation_cache = True  # JAX's persistent compilation cache (~/.cache/jaxvision/xla)
   c.progress = True
   return c

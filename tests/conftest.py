@@ -6,6 +6,12 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                              " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("TQDM_DISABLE", "1")
+# One persistent compilation cache for the session: tests that compile the same program
+# (resume runs, shared configs) reuse it instead of compiling again.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), "jaxvision-test-xla-cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+os.environ.setdefault("JAXVISION_CACHE_DIR", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
 from absl import flags  # noqa: E402
 

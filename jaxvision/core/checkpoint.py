@@ -29,6 +29,18 @@ class Checkpointer:
   def all_steps(self) -> list[int]:
     return list(self.manager.all_steps())
 
+  def move_aside(self, step: int) -> str:
+    """Moves a damaged step out of the manager's way (never deletes it); returns its new path."""
+    import time
+    src = os.path.join(self.directory, str(step))
+    dst_dir = os.path.join(os.path.dirname(self.directory), "checkpoints_damaged")
+    os.makedirs(dst_dir, exist_ok=True)
+    dst = os.path.join(dst_dir, f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if os.path.exists(src):
+      os.replace(src, dst)
+    self.manager.reload()
+    return dst
+
   def save(self, step: int, state: Any, meta: dict) -> None:
     if step in self.manager.all_steps():
       self.manager.wait_until_finished()
@@ -57,7 +69,10 @@ class Checkpointer:
 def load_model_state(path: str, target: Any, role: str = "student") -> Any:
   """Loads state["models"][role] of the latest checkpoint under `path` into the
   structure of `target` (matched by tree path; shapes must agree)."""
-  path = os.path.abspath(path)
+  path = os.path.abspath(os.path.expanduser(path))
+  if not os.path.isdir(path):
+    from jaxvision.core.errors import ConfigError
+    raise ConfigError(f"init checkpoint {path} does not exist; pass the --workdir of a finished run")
   if os.path.isdir(os.path.join(path, "checkpoints")):
     path = os.path.join(path, "checkpoints")
   mngr = ocp.CheckpointManager(path, item_handlers={"state": ocp.StandardCheckpointHandler()})

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.core import checkpoint as ckpt_lib
+from jaxvision.core import evaluation
 from jaxvision.core.config import ConfigError, run_length, validate
 from jaxvision.core import logging as log_lib
 from jaxvision.core import sharding as shard_lib
@@ -68,9 +69,9 @@ def _sigterm(flag: _StopFlag):
 
 def build_context(config, workdir: str, mesh=None, dataset=None) -> tuple[RunContext, Any]:
   """Builds the RunContext (and the Dataset) a method sees. Also used by notebooks."""
-  from jaxvision import data as data_lib
+  from jaxvision.core.registry import DATASETS
   mesh = mesh if mesh is not None else shard_lib.make_mesh(config.mesh)
-  dataset = dataset if dataset is not None else data_lib.build(config)
+  dataset = dataset if dataset is not None else DATASETS.get(config.dataset.name)(config)
   spe = max(1, dataset.info["num_train"] // config.batch_size)
   ctx = RunContext(config=config, data=dataset.info, mesh=mesh, workdir=workdir,
                    is_main=jax.process_index() == 0, steps_per_epoch=spe)
@@ -81,9 +82,8 @@ class _Eval:
   """One configured evaluation: its data, predict function name, evaluators and cadence."""
 
   def __init__(self, name: str, cfg, pipeline):
-    from jaxvision.evaluators import protocol
     self.name, self.cfg, self.pipeline = name, cfg, pipeline
-    self.evaluators = protocol.from_config(cfg.evaluators)
+    self.evaluators = evaluation.from_config(cfg.evaluators)
     self.every_steps = int(cfg.get("every_steps", 0))
     self.every_seconds = float(cfg.get("every_seconds", 0.0))
     self.split = str(cfg.get("split", "eval"))
@@ -142,7 +142,7 @@ class Trainer:
                     pp_eval=pp_eval or c.dataset.get("pp_eval", ""))
 
   def _build_evals(self) -> dict:
-    from jaxvision import data as data_lib
+    from jaxvision.core.registry import DATASETS
     out = {}
     for name, ec in self.config.evals.items():
       pipeline = self.pipeline
@@ -152,7 +152,7 @@ class Trainer:
           sub = self.config.copy_and_resolve_references()
           with sub.unlocked():
             sub.dataset.name = ec.dataset
-          ds = data_lib.build(sub)
+          ds = DATASETS.get(sub.dataset.name)(sub)
         pipeline = self._pipeline(ds, pp_eval=ec.get("pp", ""))
       out[name] = _Eval(name, ec, pipeline)
     return out
@@ -209,8 +209,9 @@ class Trainer:
         raise
       except Exception as e:  # noqa: BLE001  (orbax/tensorstore raise many types)
         reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        say(f"checkpoint step {step} in {ckpt.directory} does not restore ({type(e).__name__}: "
-            f"{reason}); skipped (kept on disk), trying an older one")
+        kept = ckpt.move_aside(step)
+        say(f"checkpoint step {step} does not restore ({type(e).__name__}: {reason}); skipped "
+            f"and kept as {kept}; trying an older one")
     return None
 
   # --------------------------------------------------------------- compiled
@@ -258,7 +259,6 @@ class Trainer:
 
   def check_evals(self, state, meta, shardings, stage: Stage):
     """At start-up: every evaluator finds the output keys it reads (abstract trace, no compile)."""
-    from jaxvision.evaluators import protocol
     for ev in self.evals.values():
       fn, _ = self._predict_fn(ev, stage, meta, shardings)
       local = ev.pipeline.eval_batch(0, self.config.eval_batch_size, ev.split)
@@ -266,7 +266,7 @@ class Trainer:
       batch = {k: jax.ShapeDtypeStruct((n,) + np.shape(v)[1:], np.asarray(v).dtype)
                for k, v in local.items()}
       out = jax.eval_shape(fn, state, batch)
-      protocol.check_outputs(ev.evaluators, set(out), f"config.evals.{ev.name}")
+      evaluation.check_outputs(ev.evaluators, set(out), f"config.evals.{ev.name}")
 
   def evaluate_one(self, ev: _Eval, state, meta, shardings, stage: Stage,
                    context: Optional[dict] = None) -> dict:
@@ -353,6 +353,7 @@ class Trainer:
       self._check_finite(metrics, step, last_saved)
       if not bool(_all_finite(state)):
         self._check_finite({"loss": float("nan")}, step, last_saved)
+      self._check_norm_growth(state, meta, step, last_saved)
       meta["clock"] = clock.snapshot()
       ckpt.save(step, state, copy.deepcopy(meta))  # meta is serialised in a background thread
       last_saved = step
@@ -374,11 +375,12 @@ class Trainer:
       with clock.eval():
         context = {"step": step, "stage": stage.name, "time": clock.run}
         res = self.evaluate(state, meta, shardings, stage, names, context)
-      res["time_s"] = context["time"]
       if when is not None:
         meta.setdefault("evals", {}).setdefault(stage.name, {})[when] = res
-      meta.setdefault("curve", []).append({"step": step, "stage": stage.name, **res})
-      writer.write(step, {f"eval/{k}": v for k, v in res.items()})
+      # the anytime learning curve: every evaluation with its wall-clock time
+      meta.setdefault("curve", []).append({"step": step, "stage": stage.name,
+                                           "time_s": context["time"], **res})
+      writer.write(step, {**{f"eval/{k}": v for k, v in res.items()}, "eval/time_s": context["time"]})
       if ctx.is_main:
         bar.write(f"[{stage.name}:{when or 'periodic'} @ step {step}] " +
                   ", ".join(f"{k}={v:.4f}" for k, v in res.items()))
@@ -505,6 +507,23 @@ class Trainer:
           f"restore it. Make init() build this structure from meta.")
     return self._shardings(expected)
 
+  def _check_norm_growth(self, state, meta, step, last_saved):
+    """A checkpoint is 'good' only if the parameter norm stayed within
+    config.max_norm_growth x its norm at the first save of the run (finite but exploded
+    weights, e.g. 1e15, are not saved as good)."""
+    limit = float(self.config.get("max_norm_growth", 0.0) or 0.0)
+    if not limit:
+      return
+    norm = float(_param_norm(state["models"]))
+    base = meta.setdefault("norm_at_first_save", norm)
+    if base > 0 and norm > limit * base:
+      where = f"step {last_saved}" if last_saved is not None else "none yet"
+      raise TrainingDivergedError(
+          f"parameter norm {norm:.3g} at step {step} is over {limit:g}x its first saved value "
+          f"{base:.3g}: the run diverged; stopped without saving (last good checkpoint: {where}). "
+          f"Rerun the same command with a lower learning rate (--config.optims.<role>.lr) to "
+          f"resume from it.")
+
   @staticmethod
   def _check_finite(metrics, step, last_saved):
     if metrics is None:
@@ -518,7 +537,7 @@ class Trainer:
 
 
 _VOLATILE_META = ("evals", "fingerprint", "clock", "curve", "stage_ends", "stage_seconds",
-                  "finished", "budget_last_step_start")
+                  "finished", "budget_last_step_start", "norm_at_first_save")
 
 
 def _meta_key(meta: dict) -> str:
@@ -584,6 +603,13 @@ def _compilation_cache(config) -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   except OSError:
     pass
+
+
+@jax.jit
+def _param_norm(models) -> jax.Array:
+  leaves = [jnp.sum(jnp.square(x.astype(jnp.float32))) for x in jax.tree.leaves(models)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.sqrt(jnp.sum(jnp.stack(leaves))) if leaves else jnp.zeros(())
 
 
 @jax.jit

@@ -29,6 +29,7 @@ from flax import nnx
 
 from jaxvision.core import optim
 from jaxvision.core.errors import ConfigError
+from jaxvision.core.registry import MODELS
 
 LossFn = Callable[..., tuple[jax.Array, dict]]
 
@@ -90,19 +91,17 @@ def _builder_kwargs(ctx, role: str, overrides: dict) -> dict:
 # ------------------------------------------------------------------ models
 def build_model(ctx, meta: Mapping, rngs: nnx.Rngs, role: str = "student", **overrides) -> nnx.Module:
   """The model of `role` (widths from meta["widths"][role] when set)."""
-  from jaxvision import models
   rc = role_cfg(ctx.config, role)
-  return models.build(rc.name, num_outputs(ctx, role), rngs=rngs, widths=role_widths(meta, role),
-                      **_builder_kwargs(ctx, role, overrides))
+  return MODELS.get(rc.name)(num_outputs(ctx, role), rngs=rngs, widths=role_widths(meta, role),
+                             **_builder_kwargs(ctx, role, overrides))
 
 
 @functools.lru_cache(maxsize=64)
 def _abstract_cached(name: str, num_classes: int, widths_json: str, kwargs_json: str):
-  from jaxvision import models
   widths = json.loads(widths_json)
   kwargs = json.loads(kwargs_json)
-  return nnx.eval_shape(lambda: models.build(name, num_classes, rngs=nnx.Rngs(0), widths=widths,
-                                             **kwargs))
+  return nnx.eval_shape(lambda: MODELS.get(name)(num_classes, rngs=nnx.Rngs(0), widths=widths,
+                                                 **kwargs))
 
 
 def abstract_model(ctx, meta: Mapping, role: str = "student", **overrides) -> nnx.Module:

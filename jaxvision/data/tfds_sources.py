@@ -37,10 +37,17 @@ def load_source(tfds_name: str, split: str, data_dir: str, download: bool):
     raise DataNotReadyError(f"dataset '{tfds_name}' is not prepared in {data_dir}; "
                             + _prepare_hint(tfds_name, data_dir))
   try:
-    return tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=download)
+    src = tfds.data_source(tfds_name, split=split, data_dir=data_dir, download=download)
+    if len(src):
+      src[0], src[len(src) - 1]  # noqa: B018  (garbage shards fail here, at start-up)
+    return src
   except (AssertionError, NotImplementedError, FileNotFoundError) as e:
     raise DataNotReadyError(f"dataset '{tfds_name}' in {data_dir} cannot be read as "
                             f"array_record ({type(e).__name__}); " + _prepare_hint(tfds_name, data_dir)) from e
+  except Exception as e:  # noqa: BLE001  (array_record/protobuf raise many types on bad shards)
+    raise DataNotReadyError(f"dataset '{tfds_name}' in {data_dir} has unreadable shards "
+                            f"({type(e).__name__}: {str(e)[:120]}); delete {data_dir}/{tfds_name} "
+                            f"and prepare it again: " + _prepare_hint(tfds_name, data_dir)) from e
 
 
 _PP = {

@@ -18,12 +18,12 @@ def _run(repo, *args, timeout=300):
 
 @pytest.mark.parametrize("args,expect", [
     (["--config=configs/classify.py:smoke"], "--workdir is required"),
-    (["--config=configs/classify.py:smoke", "--config.model.name=resnet9000"],
+    (["--config=configs/classify.py:smoke", "--config.models.student.name=resnet9000"],
      "unknown model 'resnet9000'"),
     (["--config=configs/classify.py:smoke", "--config.dataset.name=mnist"],
      "unknown dataset 'mnist'"),
     (["--config=configs/classify.py:smoke", "--config.method=prune_all"], "unknown method"),
-    (["--config=configs/classify.py:smoke", "--config.optim.name=lamb"], "optim.name='lamb'"),
+    (["--config=configs/classify.py:smoke", "--config.optims.student.name=lamb"], "optims.student.name='lamb'"),
     (["--config=configs/classify.py:smoke", "--config.log_every=0"], "log_every=0"),
     (["--config=configs/classify.py:smoke", "--config.mesh.shape=(16,)"], "needs 16 devices"),
     (["--config=configs/classify.py:nosuchvariant"], "unknown config variant"),
@@ -51,7 +51,7 @@ def test_cli_unprepared_dataset_fails_with_the_fix(repo_root, tmp_path):
 def test_cli_sigterm_checkpoints_and_resumes(repo_root, tmp_path):
   import signal
   args = [sys.executable, "-m", "jaxvision.main", "--config=configs/classify.py:smoke",
-          "--config.steps=400", "--config.checkpoint_every=0", "--config.eval_every=0",
+          "--config.steps=400", "--config.checkpoint_every=0", "--config.evals.eval.every_steps=0",
           "--config.log_every=1", f"--workdir={tmp_path}"]
   proc = subprocess.Popen(args, cwd=repo_root, env=ENV, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)

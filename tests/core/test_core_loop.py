@@ -12,7 +12,7 @@ from flax import nnx
 from jaxvision.core import loop
 from jaxvision.core.method import Method, Stage
 from jaxvision.core.registry import METHODS
-from jaxvision.methods import classify
+from jaxvision.core import roles
 
 
 def _smoke(load_config, **overrides):
@@ -92,13 +92,13 @@ def test_eval_with_padding_equals_direct_computation(load_config, tmp_path):
   ev = t.dataset.eval
   x = np.stack([ev[i]["image"] for i in range(len(ev))])
   y = np.stack([ev[i]["label"] for i in range(len(ev))])
-  model = classify.merge(classify.graphdef(t.ctx, t.meta), jax.device_get(t.state["models"]["student"]))
+  model = roles.merge(roles.graphdef(t.ctx, t.meta), jax.device_get(t.state["models"]["student"]))
   logits = np.asarray(model(jnp.asarray(x), train=False))
   assert res["top1"] == pytest.approx(float(np.mean(logits.argmax(-1) == y)), abs=1e-6)
 
 
 def test_fsdp_sharding_trains(load_config, tmp_path):
-  c = _smoke(load_config, **{"sharding.params": "fsdp", "model.kwargs": {"width_multiplier": 4.0}})
+  c = _smoke(load_config, **{"sharding.params": "fsdp", "models.student.kwargs": {"width_multiplier": 4.0}})
   t = loop.Trainer(c, str(tmp_path))
   t.run()
   specs = {str(x.sharding.spec) for x in jax.tree.leaves(t.state["models"])}
@@ -106,7 +106,7 @@ def test_fsdp_sharding_trains(load_config, tmp_path):
 
 
 def test_nan_guard_keeps_last_good_checkpoint(load_config, tmp_path):
-  c = _smoke(load_config, **{"optim.lr": 1e30, "log_every": 1, "checkpoint_every": 1})
+  c = _smoke(load_config, **{"optims.student.lr": 1e30, "log_every": 1, "checkpoint_every": 1})
   with pytest.raises(loop.TrainingDivergedError, match="last good checkpoint"):
     loop.train(c, str(tmp_path))
   steps = sorted(int(s) for s in os.listdir(tmp_path / "checkpoints") if s.isdigit())
@@ -129,19 +129,19 @@ def _two_stage_method():
     return [Stage("wide", 3), Stage("narrow", 3)]
 
   def init(ctx, rng, meta):
-    return classify.init_state(ctx, rng, meta, classify.make_tx(ctx, 6))
+    return roles.init_state(ctx, rng, meta, {"student": roles.make_tx(ctx, "student", 6)})
 
   def train_step(ctx, meta, stage):
-    return classify.make_train_step(classify.graphdef(ctx, meta), classify.make_tx(ctx, 6))
+    return roles.make_train_step(roles.graphdef(ctx, meta), roles.make_tx(ctx, "student", 6))
 
-  def eval_step(ctx, meta):
-    return classify.make_eval_step(classify.graphdef(ctx, meta))
+  def predict_fns(ctx, meta, stage):
+    return {"classify": roles.classify_predict(roles.graphdef(ctx, meta))}
 
   def transition(ctx, state, meta, nxt):
-    old = classify.merge(classify.graphdef(ctx, meta), jax.device_get(state["models"]["student"]))
+    old = roles.merge(roles.graphdef(ctx, meta), state["models"]["student"])
     widths = [w // 2 for w in old.widths]
-    new_meta = {"widths": widths}
-    new = classify.build_model(ctx, new_meta, nnx.Rngs(0))
+    new_meta = {"widths": {"student": widths}}
+    new = roles.build_model(ctx, new_meta, nnx.Rngs(0))
     cin = None
     for i, w in enumerate(widths):
       k = old.convs[i].kernel[...]
@@ -152,13 +152,13 @@ def _two_stage_method():
       cin = w
     new.fc.kernel[...] = old.fc.kernel[...][:cin]
     new.fc.bias[...] = old.fc.bias[...]
-    ms = classify.model_state(new)
-    tx = classify.make_tx(ctx, 6)
+    ms = roles.model_state(new)
+    tx = roles.make_tx(ctx, "student", 6)
     out = {"step": state["step"], "models": {"student": ms}, "opt": {"student": tx.init(ms["params"])},
            "extras": {}}
     return out, new_meta
 
-  return Method("two_stage_test", init=init, train_step=train_step, eval_step=eval_step,
+  return Method("two_stage_test", init=init, train_step=train_step, predict_fns=predict_fns,
                 stages=stages, transition=transition)
 
 
@@ -173,7 +173,7 @@ def test_stages_transition_and_resume(load_config, tmp_path):
   assert s["steps"] == 6
   assert set(s["stages"]) == {"wide", "narrow"}
   assert set(s["stages"]["narrow"]) == {"start", "end"}
-  assert full.meta["widths"] == [w // 2 for w in classify.build_model(
+  assert full.meta["widths"]["student"] == [w // 2 for w in roles.build_model(
       full.ctx, {}, nnx.Rngs(0)).widths]
   # interrupted in the second stage, after the transition, then resumed
   with pytest.raises(loop.Preempted):
@@ -189,7 +189,7 @@ def test_init_from_orbax_checkpoint(load_config, tmp_path):
   first = loop.Trainer(_smoke(load_config), str(tmp_path / "a"))
   s1 = first.run()
   c = _smoke(load_config, steps=0)
-  c.init.checkpoint = str(tmp_path / "a")
+  c.models.student.init.checkpoint = str(tmp_path / "a")
   second = loop.Trainer(c, str(tmp_path / "b"))
   s2 = second.run()
   assert s2["final"] == s1["final"]

@@ -1,6 +1,8 @@
 """Two processes on loopback (jax.distributed, gloo CPU collectives), 4 fake
-devices each, train the smoke config and end with the same parameters as one
-process with 8 devices."""
+devices each, run the CLR-RNF smoke config with fsdp-sharded parameters (dense stage, the
+host-side pruning transition on gathered state, fine-tuning) and end with the same
+parameters, the same pruned widths and the same set-level metric (an AUC gathered across
+hosts through the evaluator protocol) as one process with 8 devices."""
 import os
 import socket
 import subprocess
@@ -16,14 +18,41 @@ flags.FLAGS.mark_as_parsed()
 from jaxvision.config_lib import load_config_file
 from jaxvision.core import loop
 import numpy as np
+from jaxvision import config_lib
+from jaxvision.evaluators import base, protocol, ranking
+
+@protocol.register("test_auc")
+class TestAuc(protocol.LoopEvaluator):
+  """AUC of logit 0 for 'label == 0' over the whole eval set (rows gathered over hosts)."""
+  def reset(self):
+    self.rows = base.ConcatAccumulator()
+  def required_keys(self):
+    return ["logits", "label"]
+  def update(self, out, mask):
+    self.rows.update({"s": out["logits"][:, 0], "y": (out["label"] == 0).astype(np.int32)}, mask)
+  def result(self, context=None):
+    r = self.rows.result()
+    return {"auc": ranking.roc_auc(r["s"], r["y"]), "n": float(len(r["y"]))}
+
 c = load_config_file(sys.argv[1], "smoke")
 c.distributed = sys.argv[3] == "1"
 c.progress = False
+c.sharding.params = "fsdp"
+c.models.student.kwargs = {"width_multiplier": 4.0}
+c.dataset.num_eval = 60  # not a multiple of the eval batch: padded rows must not count
+c.evals.auc = config_lib.eval_block(predict="classify", evaluators={"test_auc": {}})
 t = loop.Trainer(c, sys.argv[2])
-t.run()
+s = t.run()
+specs = {str(x.sharding.spec) for x in jax.tree.leaves(t.state["models"])}
+assert any("data" in sp for sp in specs), specs
+full = [np.asarray(x) for x in jax.tree.leaves(__import__("jaxvision.core.sharding",
+        fromlist=["x"]).to_host(t.state["models"]))]
 if jax.process_index() == 0:
-  leaves = [np.asarray(x.addressable_data(0)) for x in jax.tree.leaves(t.state["models"])]
-  np.savez(os.path.join(sys.argv[2], "params.npz"), *leaves)
+  np.savez(os.path.join(sys.argv[2], "params.npz"), *full)
+  import json
+  with open(os.path.join(sys.argv[2], "result.json"), "w") as f:
+    json.dump({"widths": t.meta["widths"], "auc": s["final"]["auc/auc"],
+               "n": s["final"]["auc/n"]}, f)
 """
 
 
@@ -41,7 +70,7 @@ def _env(devices, **extra):
 
 
 def test_two_processes_match_one(repo_root, tmp_path):
-  cfg = str(repo_root / "configs" / "classify.py")
+  cfg = str(repo_root / "configs" / "clr_rnf.py")
   single = tmp_path / "single"
   p = subprocess.run([sys.executable, "-c", WORKER, cfg, str(single), "0"], env=_env(8),
                      capture_output=True, text=True, timeout=600)
@@ -64,3 +93,8 @@ def test_two_processes_match_one(repo_root, tmp_path):
   assert len(a.files) == len(b.files) > 0
   for k in a.files:
     np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
+  import json
+  ra, rb = (json.load(open(d / "result.json")) for d in (single, multi))
+  assert ra["widths"] == rb["widths"]
+  assert ra["n"] == rb["n"] == 60
+  assert ra["auc"] == rb["auc"]

@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from jaxvision import sparsity as sp
-from jaxvision.methods import classify
+from jaxvision.core import roles
 from jaxvision.methods.optg.method import make_sparse_train_step
 from jaxvision.sparsity import masking, paths, topk
 from tiny_models import TinySparseCNN as Tiny

@@ -26,6 +26,8 @@ def evaluate(export_path: str, dataset: Optional[str] = None, data_dir: str = ""
   from jaxvision import data as data_lib
   from jaxvision.config_lib import base_config
   from jaxvision.evaluators import classification as cls_eval
+  if int(batch_size) < 1:
+    raise ValueError(f"--batch_size={batch_size} must be >= 1")
   model, meta = export_lib.load(export_path)
   cfg = base_config()
   cfg.dataset.name = dataset or meta.get("dataset") or "digits"

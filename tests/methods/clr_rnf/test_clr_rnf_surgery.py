@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from jaxvision import flops
-from jaxvision.methods import classify
+from jaxvision.core import roles
 from jaxvision.methods.clr_rnf import PruneOptions, prune, random_model, surgery
 
 
@@ -159,12 +159,12 @@ def test_resnet_reinit_only_bn1_and_googlenet_plan():
 def test_finetune_lowers_loss_on_pruned_tiny_net():
   m = random_model("vgg16", 10, seed=10, **VGG_KW)
   narrow, _ = prune(m, "vgg16", PruneOptions(pr_target=0.6), 10, **VGG_KW)
-  gdef = classify.split(narrow)[0]
+  gdef = roles.split(narrow)[0]
   tx = optax.sgd(0.05, momentum=0.9)
-  ms = classify.model_state(narrow)
+  ms = roles.model_state(narrow)
   state = {"step": jnp.zeros((), jnp.int32), "models": {"student": ms},
            "opt": {"student": tx.init(ms["params"])}, "extras": {}}
-  step = jax.jit(classify.make_train_step(gdef, tx))
+  step = jax.jit(roles.make_train_step(gdef, tx))
   rng = np.random.default_rng(0)
   batch = {"image": jnp.asarray(rng.standard_normal((32, 32, 32, 3)), jnp.float32),
            "label": jnp.asarray(rng.integers(0, 10, 32), jnp.int32)}

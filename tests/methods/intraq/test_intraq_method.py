@@ -11,7 +11,7 @@ import optax
 from flax import nnx
 
 from jaxvision import losses, quant
-from jaxvision.methods import classify
+from jaxvision.core import roles
 from jaxvision.methods import intraq
 from jaxvision.methods.intraq import synthesis
 from tiny_models import TinyBNCNN as Tiny
@@ -24,7 +24,7 @@ def _teacher():
   for i in range(20):  # populate BN running statistics from random batches
     x = 0.5 + 2.0 * jax.random.normal(jax.random.key(100 + i), (16, 8, 8, 3))
     m(x, train=True)
-  gdef, params, rest = classify.split(m)
+  gdef, params, rest = roles.split(m)
   return m, gdef, {"params": params, "rest": rest}
 
 
@@ -78,10 +78,10 @@ def test_finetune_kd_ce_decreases_and_bn_stats_frozen():
   x = 0.5 + 2.0 * jax.random.normal(jax.random.key(7), (8, 8, 8, 3))
   quant.quantize_model(student, quant.uniform_rules(4), sample_input=x[:1])
   quant.calibrate(student, [x])
-  gdef, params, rest = classify.split(student)
+  gdef, params, rest = roles.split(student)
   tx = optax.sgd(0.01, momentum=0.9, nesterov=True)
   loss_fn = functools.partial(intraq.kd_ce_loss, alpha=20.0, temperature=20.0, ce_weight=1.0)
-  step = jax.jit(classify.make_train_step(gdef, tx, loss_fn, role="student"))
+  step = jax.jit(roles.make_train_step(gdef, tx, loss_fn, role="student"))
   state = {"step": jnp.zeros((), jnp.int32),
            "models": {"student": {"params": params, "rest": rest}},
            "opt": {"student": tx.init(params)}, "extras": {}}
@@ -107,13 +107,13 @@ def _load_config(arg):
 
 def test_config_variants_build():
   c = _load_config("resnet18_w5a5")
-  assert c.model.name == "resnet18" and c.intraq.quant.w_bits == 5
+  assert c.models.student.name == "resnet18" and c.intraq.quant.w_bits == 5
   assert c.intraq.synthesis.eps_soft == 1.0 and c.intraq.synthesis.lambda_u == 2.0
   c = _load_config("mobilenet_v1_w4a4_paper")
   assert c.intraq.synthesis.lambda_l == 0.05
   c = _load_config("cifar100_w3a3")
   assert (c.dataset.name, c.intraq.quant.a_bits, c.intraq.synthesis.eps_soft) == ("cifar100", 3, 0.6)
-  assert c.model.kwargs.shortcut == "B"
+  assert c.models.student.kwargs.shortcut == "B"
 
 
 def test_demo_config_runs_shortened_without_reading_training_data(tmp_path, monkeypatch):
@@ -121,8 +121,8 @@ def test_demo_config_runs_shortened_without_reading_training_data(tmp_path, monk
   from jaxvision.core import loop
   c = _load_config("demo")
   c.progress = False
-  c.model.name = "cnn_small"  # the demo pipeline on a smaller model (CI time)
-  c.model.kwargs = {"width_multiplier": 0.25}
+  c.models.student.name = "cnn_small"  # the demo pipeline on a smaller model (CI time)
+  c.models.student.kwargs = {"width_multiplier": 0.25}
   c.intraq.pretrain.steps = 2
   c.intraq.synthesis.update(num_batches=2, batch_size=16, iters=2)
   c.intraq.calib.update(steps=1, batch_size=8)

@@ -17,13 +17,13 @@ def _leaves(tree):
 
 def test_optg_config_variants(load_config):
   c = load_config("optg", "resnet50_98")
-  assert (c.model.name, c.sparsity.target, c.num_epochs, c.optim.lr) == ("resnet50", 0.98, 100.0, 0.1)
-  assert c.optim.label_smoothing == 0.1 and c.optim.warmup_epochs == 5.0
+  assert (c.models.student.name, c.optg.target, c.num_epochs, c.optims.student.lr) == ("resnet50", 0.98, 100.0, 0.1)
+  assert c.optims.student.label_smoothing == 0.1 and c.optims.student.warmup_epochs == 5.0
   c = load_config("optg", "mobilenet_v1_80")
-  assert (c.num_epochs, c.optim.lr, c.optim.weight_decay) == (180.0, 0.05, 4e-5)
-  assert load_config("optg", "resnet50_965").sparsity.target == 0.965
+  assert (c.num_epochs, c.optims.student.lr, c.optims.student.weight_decay) == (180.0, 0.05, 4e-5)
+  assert load_config("optg", "resnet50_965").optg.target == 0.965
   c = load_config("optg", "vgg16_90")
-  assert (c.model.name, c.dataset.name, c.num_epochs) == ("vgg16", "cifar10", 160.0)
+  assert (c.models.student.name, c.dataset.name, c.num_epochs) == ("vgg16", "cifar10", 160.0)
   with pytest.raises(ValueError, match="variant"):
     load_config("optg", "resnet50_97")
 
