@@ -35,10 +35,5 @@ def get_config(arg=None):
       "dataset.name": "digits", "batch_size": 64, "eval_batch_size": 120,
       "num_epochs": None, "steps": 300, "optims.student.lr": 0.05, "optims.student.weight_decay": 5e-4,
       "log_every": 25, "checkpoint_every": 300, "evals.eval.every_steps": 0,
-  }, smoke={
-      "models.student.name": "cnn_small", "models.student.kwargs": {"width_multiplier": 0.5},
-      "dataset.name": "synthetic", "dataset.num_train": 256, "dataset.num_eval": 64,
-      "batch_size": 16, "eval_batch_size": 32, "num_epochs": None, "steps": 6,
-      "optims.student.lr": 0.05, "log_every": 2, "checkpoint_every": 3, "evals.eval.every_steps": 4,
-  })
+  }, smoke=config_lib.smoke_overrides())
   return c

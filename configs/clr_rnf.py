@@ -96,13 +96,8 @@ def get_config(arg=None):
       "clr_rnf.dense_steps": 240, "optims.dense.lr": 0.05,
       "optims.dense.milestones_epochs": (), "optims.dense.schedule": "cosine",
       "log_every": 20, "checkpoint_every": 1000, "evals.eval.every_steps": 0,
-  }, smoke={
-      "models.student.name": "cnn_small", "models.student.kwargs": {"width_multiplier": 0.5},
-      "dataset.name": "synthetic", "dataset.num_train": 256, "dataset.num_eval": 64,
-      "batch_size": 16, "eval_batch_size": 32, "num_epochs": None, "steps": 4,
-      "optims.student.lr": 0.05, "optims.student.schedule": "constant", "optims.student.milestones_epochs": (),
+  }, smoke=config_lib.smoke_overrides(**{
+      "steps": 4, "optims.student.schedule": "constant", "optims.student.milestones_epochs": (),
       "optims.student.warmup_epochs": 0.0, "clr_rnf.pr_target": 0.5, "clr_rnf.dense_epochs": None,
-      "clr_rnf.dense_steps": 4, "optims.dense.milestones_epochs": (),
-      "log_every": 2, "checkpoint_every": 3, "evals.eval.every_steps": 0,
-  })
+      "clr_rnf.dense_steps": 4, "optims.dense.milestones_epochs": (), "evals.eval.every_steps": 0}))
   return c

@@ -108,10 +108,9 @@ def get_config(arg=None):
       "intraq.calib.steps": 40, "intraq.calib.batch_size": 32,
       "intraq.finetune.steps": 200, "intraq.finetune.iters_per_epoch": 50,
       "intraq.finetune.batch_size": 32, "optims.student.lr": 1e-5, "optims.student.milestones_epochs": (3,),
-  }, smoke={
-      "models.teacher.name": "cnn_small", "models.teacher.kwargs": {"width_multiplier": 0.5},
-      "dataset.name": "synthetic", "dataset.num_train": 64, "dataset.num_eval": 32,
-      "batch_size": 16, "eval_batch_size": 16, "log_every": 2, "checkpoint_every": 5,
+  }, smoke=config_lib.smoke_overrides(role="teacher", **{
+      "dataset.num_train": 64, "dataset.num_eval": 32, "eval_batch_size": 16,
+      "checkpoint_every": 5, "evals.eval.every_steps": 0,
       "intraq.compare": "intraq", "intraq.pretrain.steps": 2,
       "optims.teacher": demo_pretrain_optim,
       "intraq.synthesis.num_batches": 2, "intraq.synthesis.batch_size": 8,
@@ -120,6 +119,6 @@ def get_config(arg=None):
       "intraq.quant.w_bits": 4, "intraq.quant.a_bits": 4,
       "intraq.calib.steps": 2, "intraq.calib.batch_size": 8,
       "intraq.finetune.steps": 3, "intraq.finetune.iters_per_epoch": 2,
-      "intraq.finetune.batch_size": 8, "optims.student.lr": 1e-3, "optims.student.milestones_epochs": (),
-  })
+      "intraq.finetune.batch_size": 8, "optims.student.lr": 1e-3,
+      "optims.student.milestones_epochs": ()}))
   return c

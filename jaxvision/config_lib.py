@@ -104,7 +104,8 @@ def base_config() -> ml_collections.ConfigDict:
       "num_workers": 8, "pp_train": "", "pp_eval": ""})
   c.batch_size = 128
   c.eval_batch_size = 256
-  # Run length: `steps`, or `num_epochs` when it is set (it wins; the summary says which).
+  # Run length: `num_epochs` when set and > 0 (it wins), else `steps`; `--config.num_epochs=0`
+  # makes `--config.steps` count. summary.json["length"] says which decided.
   c.steps = 1000
   c.num_epochs = ml_collections.FieldReference(None, field_type=float)
   c.evals = ml_collections.ConfigDict({"eval": eval_block(evaluators={"classification": {}})})
@@ -122,14 +123,16 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-def smoke_overrides(**extra) -> dict:
-  """The shared tiny CI run (synthetic data, 8 devices, checkpoint and resume) + `extra`."""
-  return {
-      "models.student.name": "cnn_small", "models.student.kwargs": {"width_multiplier": 0.5},
-      "dataset.name": "synthetic", "dataset.num_train": 256, "dataset.num_eval": 64,
-      "batch_size": 16, "eval_batch_size": 32, "num_epochs": None, "steps": 6,
-      "optims.student.lr": 0.05, "log_every": 2, "checkpoint_every": 3,
-      "evals.eval.every_steps": 4, **extra}
+def smoke_overrides(role: str = "student", **extra) -> dict:
+  """The shared tiny CI run (synthetic data, 8 devices, checkpoint and resume) + `extra`;
+  `role` is the model/optimizer role it shrinks ('' for none)."""
+  base = {"dataset.name": "synthetic", "dataset.num_train": 256, "dataset.num_eval": 64,
+          "batch_size": 16, "eval_batch_size": 32, "num_epochs": None, "steps": 6,
+          "log_every": 2, "checkpoint_every": 3, "evals.eval.every_steps": 4, "dtype": "float32"}
+  if role:
+    base.update({f"models.{role}.name": "cnn_small",
+                 f"models.{role}.kwargs": {"width_multiplier": 0.5}, f"optims.{role}.lr": 0.05})
+  return {**base, **extra}
 
 
 def apply_flags(config: ml_collections.ConfigDict, flags: set[str], *,

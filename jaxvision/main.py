@@ -19,6 +19,10 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and summary.json.")
 _DISTRIBUTED = flags.DEFINE_bool("distributed", False,
                                  "Call jax.distributed.initialize() (multi-host runs).")
+_SEEDS = flags.DEFINE_integer("seeds", 1, "Train this many seeds (config.seed + k) and report "
+                              "mean ± std in WORKDIR/summary.json.")
+_SWEEP = flags.DEFINE_string("sweep", "", "Variants to compare, e.g. 'optg.method=optg,gmp' "
+                             "(several keys separated by ';'); with --seeds, a mean ± std table.")
 
 
 def _fail(msg: str, code: int = 2):
@@ -45,6 +49,11 @@ def main(argv):
     with config.unlocked():
       config.distributed = True
   try:
+    if _SEEDS.value != 1 or _SWEEP.value:
+      from jaxvision.core import sweep
+      sweep.run(config, _WORKDIR.value, _SEEDS.value, sweep.parse_sweep(_SWEEP.value))
+      print(f"summary: {os.path.join(os.path.abspath(os.path.expanduser(_WORKDIR.value)), 'summary.json')}")
+      return
     summary = loop.train(config, _WORKDIR.value)
   except (UnknownNameError, config_lib.ConfigError, DataNotReadyError, MeshError,
           WorkdirLockedError) as e:

@@ -75,8 +75,9 @@ def validate(config) -> None:
 
 
 def run_length(config, steps_per_epoch: int) -> tuple[int, str]:
-  """(steps, which setting decided it): `num_epochs` wins when set, else `steps`."""
+  """(steps, which setting decided it): `num_epochs` wins when set and > 0, else `steps`
+  (`--config.num_epochs=0` switches a full-size variant to `--config.steps`)."""
   epochs = config.get("num_epochs")
-  if epochs is not None:
+  if epochs is not None and float(epochs) > 0:
     return int(round(float(epochs) * steps_per_epoch)), f"num_epochs={epochs}"
   return int(config.steps), f"steps={config.steps}"
