@@ -258,7 +258,11 @@ class Trainer:
     return self._jit_cache[key]
 
   def check_evals(self, state, meta, shardings, stage: Stage):
-    """At start-up: every evaluator finds the output keys it reads (abstract trace, no compile)."""
+    """At start-up: the train pp runs on a first batch (a missing key or mismatched pair
+    fails here, naming the op) and every evaluator finds the output keys it reads
+    (abstract trace, no compile)."""
+    if any(s.uses_data for s in self.stages):
+      self.pipeline.train_batch(0)
     for ev in self.evals.values():
       fn, _ = self._predict_fn(ev, stage, meta, shardings)
       local = ev.pipeline.eval_batch(0, self.config.eval_batch_size, ev.split)

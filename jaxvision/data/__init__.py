@@ -1,5 +1,5 @@
 """Datasets: embedded real data (offline), synthetic data, and tfds sources."""
-from jaxvision.data import embedded, tfds_sources  # noqa: F401  (registers datasets)
+from jaxvision.data import embedded, photos, tfds_sources  # noqa: F401  (registers datasets)
 from jaxvision.data.base import DataNotReadyError, Dataset, Pipeline
 from jaxvision.data.embedded import digits_arrays
 

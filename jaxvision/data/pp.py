@@ -11,8 +11,8 @@ draws once per example and applies that draw to every key it names, so pairs, tr
 masks stay aligned. Randomness comes from the batch's generator (a pure function of seed,
 step and process), so a batch is reproducible and a resumed run sees the same data.
 
-`parse(text)` checks names and arguments at start-up; `check(fn, keys)` (called by the loop
-on a first batch) names the op and key when a record lacks what an op needs.
+`parse(text)` checks names and arguments at start-up; `check(text, batch)` runs a pp string on
+a sample batch so a record that lacks what an op needs fails at start-up, naming the op and key.
 """
 from __future__ import annotations
 
@@ -71,60 +71,111 @@ def _size(batch: Batch) -> int:
 
 
 # ---------------------------------------------------------------------- ops
+def _as_float(x) -> np.ndarray:
+  """uint8 -> float32 in [0, 1] (x * (1/255) in float32); floats -> float32."""
+  x = np.asarray(x)
+  if x.dtype == np.uint8:
+    y = x.astype(np.float32)
+    y *= np.float32(1 / 255)
+    return y
+  return x.astype(np.float32)
+
+
 @register("to_float")
 def to_float(keys: Sequence[str] = ("image",)) -> Op:
-  """uint8 -> float32 in [0, 1] (floats pass through as float32)."""
+  """uint8 -> float32 in [0, 1] (floats pass through as float32); same values for lists."""
   def fn(batch, rng):
     out = dict(batch)
     for k in keys:
       x = _get(batch, k, "to_float")
-      if isinstance(x, list):
-        out[k] = [ops.to_float(np.asarray(v)) for v in x]
-      else:
-        x = np.asarray(x)
-        out[k] = x.astype(np.float32) * np.float32(1 / 255) if x.dtype == np.uint8 else x.astype(np.float32)
+      out[k] = [_as_float(v) for v in x] if isinstance(x, list) else _as_float(x)
     return out
   return fn
 
 
 @register("normalize")
 def normalize(mean="imagenet", std=None, keys: Sequence[str] = ("image",)) -> Op:
-  """(x - mean) / std per channel; `mean` may name a preset (cifar10, imagenet, digits, half)."""
+  """(x - mean) / std per channel; `mean` may name a preset (cifar10, imagenet, digits, half).
+  Computed as x * (1/std) + (-mean/std) in float32 (one pass, no temporaries)."""
   if isinstance(mean, str):
     if mean not in NORMS:
       raise PPError(f"pp op normalize('{mean}'): unknown preset; use one of {sorted(NORMS)} "
                     f"or normalize(mean=(...), std=(...))")
     mean, std = NORMS[mean]
+  if std is None:
+    raise PPError("pp op normalize(mean=...): give std=(...) too, or name a preset")
   m, s = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+  a, b = (np.float32(1) / s).astype(np.float32), (-m / s).astype(np.float32)
 
   def fn(batch, rng):
     out = dict(batch)
     for k in keys:
-      out[k] = (_stacked(_get(batch, k, "normalize"), k, "normalize") - m) / s
+      x = _stacked(_get(batch, k, "normalize"), k, "normalize")
+      if x.shape[-1:] != a.shape and a.size != 1:
+        raise PPError(f"pp op 'normalize': '{k}' has {x.shape[-1]} channels but mean/std have "
+                      f"{a.size}; give per-channel mean/std that match")
+      y = x.astype(np.float32)  # a fresh copy
+      if a.size > 1 and y.ndim >= 2:  # rows of W*C: long inner loops instead of length-C ones
+        rows = y.reshape(-1, y.shape[-2] * y.shape[-1])
+        rows *= np.tile(a, y.shape[-2])
+        rows += np.tile(b, y.shape[-2])
+      else:
+        y *= a
+        y += b
+      out[k] = y
     return out
   return fn
 
 
 def _crop_batch(x: np.ndarray, ys: np.ndarray, xs: np.ndarray, h: int, w: int) -> np.ndarray:
-  """Per-example crops x[b, ys[b]:ys[b]+h, xs[b]:xs[b]+w] with one gather. x: [B, H, W, ...]."""
-  b = np.arange(x.shape[0])[:, None, None]
-  yy = ys[:, None, None] + np.arange(h)[None, :, None]
-  xx = xs[:, None, None] + np.arange(w)[None, None, :]
-  return x[b, yy, xx]
+  """Per-example crops x[b, ys[b]:ys[b]+h, xs[b]:xs[b]+w] -> [B, h, w, ...], one gather over a
+  strided window view (10-40x faster than a gather with [B, h, w] index arrays)."""
+  from numpy.lib.stride_tricks import sliding_window_view
+  x = np.asarray(x)
+  win = sliding_window_view(x, (h, w), axis=(1, 2))  # [B, H-h+1, W-w+1, ..., h, w]
+  out = win[np.arange(x.shape[0]), np.asarray(ys), np.asarray(xs)]  # [B, ..., h, w]
+  return np.ascontiguousarray(np.moveaxis(out, (-2, -1), (1, 2)))
 
 
 @register("pad_crop")
 def pad_crop(pad: int, keys: Sequence[str] = ("image",)) -> Op:
-  """Zero-pads by `pad` and crops back at a random offset per example (torch RandomCrop(padding))."""
+  """Zero-pads by `pad` and crops back at a random offset per example (torch RandomCrop(padding));
+  one offset per example for all `keys`."""
+  pad = int(pad)
+  if pad < 0:
+    raise PPError(f"pp op pad_crop({pad}): pad must be >= 0")
+
   def fn(batch, rng):
     out = dict(batch)
     n = _size(batch)
     ys, xs = rng.integers(0, 2 * pad + 1, size=(2, n))
     for k in keys:
       x = _stacked(_get(batch, k, "pad_crop"), k, "pad_crop")
+      if x.ndim < 3:
+        raise PPError(f"pp op 'pad_crop': '{k}' has shape {x.shape}; it needs [B, H, W, ...]")
       h, w = x.shape[1:3]
-      widths = [(0, 0), (pad, pad), (pad, pad)] + [(0, 0)] * (x.ndim - 3)
-      out[k] = _crop_batch(np.pad(x, widths), ys, xs, h, w)
+      padded = np.zeros((x.shape[0], h + 2 * pad, w + 2 * pad) + x.shape[3:], x.dtype)
+      padded[:, pad:pad + h, pad:pad + w] = x
+      out[k] = _crop_batch(padded, ys, xs, h, w) if n else x
+    return out
+  return fn
+
+
+def _flip(keys, p, axis: int, op: str) -> Op:
+  def fn(batch, rng):
+    out = dict(batch)
+    flip = rng.random(_size(batch)) < p
+    for k in keys:
+      x = _get(batch, k, op)
+      if isinstance(x, list):  # variable sizes: per example
+        out[k] = [np.flip(np.asarray(v), axis - 1) if f else v for v, f in zip(x, flip)]
+        continue
+      x = np.asarray(x)
+      if x.ndim <= axis:
+        raise PPError(f"pp op '{op}': '{k}' has shape {x.shape}; it needs [B, H, W, ...]")
+      y = x.copy()
+      y[flip] = np.flip(x[flip], axis)
+      out[k] = y
     return out
   return fn
 
@@ -132,72 +183,112 @@ def pad_crop(pad: int, keys: Sequence[str] = ("image",)) -> Op:
 @register("flip_lr")
 def flip_lr(keys: Sequence[str] = ("image",), p: float = 0.5) -> Op:
   """Mirrors each example left-right with probability p; one draw for all `keys`."""
+  return _flip(keys, p, 2, "flip_lr")
+
+
+@register("flip_ud")
+def flip_ud(keys: Sequence[str] = ("image",), p: float = 0.5) -> Op:
+  """Mirrors each example top-bottom with probability p; one draw for all `keys`."""
+  return _flip(keys, p, 1, "flip_ud")
+
+
+@register("transpose")
+def transpose(keys: Sequence[str] = ("image",), p: float = 0.5) -> Op:
+  """Swaps H and W of each example with probability p (with flips: the 8 dihedral views, as in
+  EDSR's augmentation); one draw for all `keys`, which must be square."""
   def fn(batch, rng):
     out = dict(batch)
-    flip = rng.random(_size(batch)) < p
+    t = rng.random(_size(batch)) < p
     for k in keys:
-      x = _stacked(_get(batch, k, "flip_lr"), k, "flip_lr")
-      out[k] = np.where(flip.reshape((-1,) + (1,) * (x.ndim - 1)), x[:, :, ::-1], x)
+      x = _stacked(_get(batch, k, "transpose"), k, "transpose")
+      if x.ndim < 3 or x.shape[1] != x.shape[2]:
+        raise PPError(f"pp op 'transpose': '{k}' has shape {x.shape}; it needs square "
+                      f"[B, S, S, ...] (crop first)")
+      y = x.copy()
+      y[t] = np.swapaxes(x[t], 1, 2)
+      out[k] = y
     return out
   return fn
+
+
+def _hw_list(x) -> list:
+  return [np.shape(v)[:2] for v in x] if isinstance(x, list) else [np.shape(x)[1:3]] * len(x)
 
 
 @register("random_crop")
 def random_crop(size, keys: Sequence[str] = ("image",),
                 scale_keys: Optional[Mapping[str, float]] = None) -> Op:
   """One random crop of `size` (int or (h, w)) per example for `keys`, and the aligned crop
-  of each key in scale_keys ({key: its resolution relative to keys}, e.g. {'lr': 0.25})."""
+  of each key in scale_keys ({key: its resolution relative to keys}, e.g. {'lr': 0.25}).
+
+  Every key in `keys` must have the first key's H, W per example; a scale_keys key must have
+  that size times its scale (floor or ceil). Examples may differ in size (lists)."""
   h, w = (size, size) if isinstance(size, int) else tuple(size)
   scale_keys = dict(scale_keys or {})
+  for k, s in scale_keys.items():
+    if not (s > 0 and (abs(round(1 / s) * s - 1) < 1e-9 or float(s).is_integer())):
+      raise PPError(f"pp op random_crop: scale {s} for '{k}' must be 1/n or n (e.g. 0.25 or 4)")
+  # positions on the coarsest grid keep every key aligned
+  step = int(max([round(1 / s) for s in scale_keys.values() if s < 1] + [1]))
+  if h % step or w % step:
+    raise PPError(f"pp op random_crop({size}): size must be a multiple of {step} for scale_keys")
 
   def fn(batch, rng):
     out = dict(batch)
-    xs0 = [_get(batch, k, "random_crop") for k in keys]
-    first = xs0[0]
-    n = _size(batch)
-    hw = [np.shape(v)[:2] for v in first] if isinstance(first, list) else [first.shape[1:3]] * n
-    for k, s in scale_keys.items():  # positions on the coarsest grid keep every key aligned
-      if round(1 / s) * s != 1 and s not in (1, 2, 3, 4):
-        raise PPError(f"random_crop: scale {s} for '{k}' must be 1/n or n")
-    step = int(max([round(1 / s) for s in scale_keys.values() if s < 1] + [1]))
-    if h % step or w % step:
-      raise PPError(f"random_crop({size}): size must be a multiple of {step} for scale_keys")
-    ys = np.array([rng.integers(0, (H - h) // step + 1) * step if H >= h else -1 for H, _ in hw])
-    xs = np.array([rng.integers(0, (W - w) // step + 1) * step if W >= w else -1 for _, W in hw])
-    if (ys < 0).any() or (xs < 0).any():
-      raise PPError(f"random_crop({size}): an example of '{keys[0]}' is smaller than the crop "
-                    f"({min(hw)}); use a smaller size or resize first")
+    first = _get(batch, keys[0], "random_crop")
+    hw = np.asarray(_hw_list(first), np.int64).reshape(-1, 2)
+    n = len(hw)
+    for k in list(keys[1:]) + list(scale_keys):
+      s = scale_keys.get(k, 1.0)
+      khw = np.asarray(_hw_list(_get(batch, k, "random_crop")), np.int64).reshape(-1, 2)
+      if len(khw) != n or (np.abs(khw - hw * s) >= 1).any():
+        i = int(np.argmax((np.abs(khw - hw * s) >= 1).any(1))) if len(khw) == n else 0
+        raise PPError(f"pp op random_crop: '{k}' example {i} is {tuple(khw[i].tolist())} but "
+                      f"'{keys[0]}' is {tuple(hw[i].tolist())} at scale {s}; jointly cropped keys "
+                      f"must match (fix the dataset, or crop them separately)")
+    hi_y, hi_x = (hw[:, 0] - h) // step + 1, (hw[:, 1] - w) // step + 1
+    if n and (hi_y.min() < 1 or hi_x.min() < 1):
+      i = int(np.argmin(np.minimum(hi_y, hi_x)))
+      raise PPError(f"pp op random_crop({size}): example {i} of '{keys[0]}' is "
+                    f"{tuple(hw[i].tolist())}, smaller than the crop; use a smaller size or "
+                    f"resize first")
+    ys = rng.integers(0, np.maximum(hi_y, 1)) * step  # one vectorised draw per axis
+    xs = rng.integers(0, np.maximum(hi_x, 1)) * step
     for k in list(keys) + list(scale_keys):
       s = scale_keys.get(k, 1.0)
       x = _get(batch, k, "random_crop")
       ch, cw = int(round(h * s)), int(round(w * s))
-      yk, xk = (ys * s).round().astype(int), (xs * s).round().astype(int)
+      yk, xk = (ys * s).round().astype(np.int64), (xs * s).round().astype(np.int64)
       if isinstance(x, list):
-        for i, v in enumerate(x):
-          if v.shape[0] < yk[i] + ch or v.shape[1] < xk[i] + cw:
-            raise PPError(f"random_crop: '{k}' example {i} has shape {v.shape[:2]}, too small "
-                          f"for scale {s} of '{keys[0]}' {hw[i]}; check the pair's scale")
-        out[k] = np.stack([v[yk[i]:yk[i] + ch, xk[i]:xk[i] + cw] for i, v in enumerate(x)])
+        out[k] = np.stack([np.asarray(v)[yk[i]:yk[i] + ch, xk[i]:xk[i] + cw]
+                           for i, v in enumerate(x)])
       else:
-        if x.shape[1] < yk.max() + ch or x.shape[2] < xk.max() + cw:
-          raise PPError(f"random_crop: '{k}' has shape {x.shape[1:3]}, too small for scale {s} "
-                        f"of '{keys[0]}'; check the pair's scale")
-        out[k] = _crop_batch(x, yk, xk, ch, cw)
+        out[k] = _crop_batch(np.asarray(x), yk, xk, ch, cw)
     return out
   return fn
 
 
 @register("center_crop")
 def center_crop(size, keys: Sequence[str] = ("image",)) -> Op:
+  """The central (h, w) of every example (variable sizes allowed)."""
   h, w = (size, size) if isinstance(size, int) else tuple(size)
 
   def fn(batch, rng):
     out = dict(batch)
     for k in keys:
       x = _get(batch, k, "center_crop")
-      items = x if isinstance(x, list) else list(x)
-      out[k] = np.stack([v[(v.shape[0] - h) // 2:(v.shape[0] - h) // 2 + h,
-                           (v.shape[1] - w) // 2:(v.shape[1] - w) // 2 + w] for v in items])
+      for i, (H, W) in enumerate(_hw_list(x)):
+        if H < h or W < w:
+          raise PPError(f"pp op center_crop({size}): example {i} of '{k}' is {(H, W)}, smaller "
+                        f"than the crop; use a smaller size or pad first")
+      if isinstance(x, list):
+        out[k] = np.stack([np.asarray(v)[(v.shape[0] - h) // 2:(v.shape[0] - h) // 2 + h,
+                                         (v.shape[1] - w) // 2:(v.shape[1] - w) // 2 + w]
+                           for v in x])
+      else:
+        x = np.asarray(x)
+        y0, x0 = (x.shape[1] - h) // 2, (x.shape[2] - w) // 2
+        out[k] = x[:, y0:y0 + h, x0:x0 + w]
     return out
   return fn
 
@@ -322,3 +413,43 @@ def parse(text: str) -> Op:
 def finalize(batch: Batch) -> Batch:
   """Stacks every list-valued key (raises naming the key when shapes still differ)."""
   return {k: _stacked(v, k, "end of pp") for k, v in batch.items()}
+
+
+def check(text: str, batch: Batch, seed: int = 0) -> Batch:
+  """Parses `text` and runs it on a small sample batch (e.g. two records) at start-up, so a
+  missing key or a shape mismatch stops the run before training with a one-line PPError."""
+  return finalize(parse(text)(dict(batch), np.random.default_rng(seed)))
+
+
+# ------------------------------------------------------ on device (jnp, inside jit)
+def device_pad_crop_flip(x, key, pad: int = 4, flip: bool = True, mean=None, std=None):
+  """The CIFAR augmentation on device, for use inside a jitted step with the step's key:
+  zero-pad by `pad` + random crop back (per example), random left-right flip, then to float
+  and (x/255 - mean)/std when mean/std are given (a preset name or per-channel tuples).
+
+  x: uint8 or float [B, H, W, C]. Returns float32 [B, H, W, C] equal to the host ops
+  `pad_crop(pad)|flip_lr|to_float|normalize(...)` for the same offsets and flips (the draws
+  come from `key`, not from a numpy generator). Two take_along_axis gathers, no per-example
+  slices: ~4x faster than a vmapped dynamic_slice on CPU.
+  """
+  import jax
+  import jax.numpy as jnp
+  b, h, w, c = x.shape
+  k1, k2 = jax.random.split(key)
+  off = jax.random.randint(k1, (b, 2), 0, 2 * pad + 1)
+  y = x.astype(jnp.float32) * (1 / 255) if x.dtype == jnp.uint8 else x.astype(jnp.float32)
+  fill = jnp.zeros((c,), jnp.float32)
+  if mean is not None:
+    if isinstance(mean, str):
+      if mean not in NORMS:
+        raise PPError(f"device_pad_crop_flip: unknown preset '{mean}'; use one of {sorted(NORMS)}")
+      mean, std = NORMS[mean]
+    m, s = jnp.asarray(mean, jnp.float32), jnp.asarray(std, jnp.float32)
+    y, fill = (y - m) / s, -m / s  # zero padding, normalised
+  y = jnp.pad(y - fill, ((0, 0), (pad, pad), (pad, pad), (0, 0))) + fill
+  iy = off[:, :1] + jnp.arange(h)[None]
+  ix = off[:, 1:] + jnp.arange(w)[None]
+  if flip:
+    ix = jnp.where(jax.random.bernoulli(k2, 0.5, (b, 1)), ix[:, ::-1], ix)
+  y = jnp.take_along_axis(y, iy[:, :, None, None], axis=1)
+  return jnp.take_along_axis(y, ix[:, None, :, None], axis=2)
