@@ -10,7 +10,13 @@ pruned structure is counted from what the model actually executes. Conventions:
   output element for a conv bias; linear MACs (bias not counted); 2 ops per BN output element.
   Pooling, activations and residual adds count 0 (thop counts avg-pool outputs; that is
   < 0.01% of these models).
-- 'macs': plain multiply-accumulates of conv and linear layers only.
+- 'macs': plain multiply-accumulates of conv and linear layers only (a conv-transpose counts
+  its true MACs, in_elems x k^2 x cout/groups).
+- 'thop_conv': the legacy-thop count that GAN-compression papers report as "MACs" (GCC §2.2):
+  conv and conv-transpose both count out_elems x (cin/groups x k^2 + 1 if bias) (so a stride-2
+  conv-transpose costs 4x its true MACs), linear MACs, norms 0.
+
+`nnx.ConvTranspose` counts as 'conv_transpose' the same way as a conv under 'thop' (output-based).
 
 Params are all `nnx.Param` leaves (conv/linear weights and biases, BN scale and bias; BN running
 statistics are not params). Counts are per input of `input_shape` (batch 1 by default).
@@ -30,8 +36,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-CONVENTIONS = ("thop", "macs")
-_TYPES = (nnx.Conv, nnx.Linear, nnx.BatchNorm)
+CONVENTIONS = ("thop", "macs", "thop_conv")
+_TYPES = (nnx.Conv, nnx.Linear, nnx.BatchNorm, nnx.ConvTranspose)
+_KIND = {nnx.ConvTranspose: "conv_transpose"}
 
 
 @contextlib.contextmanager
@@ -42,7 +49,7 @@ def _intercept(records: list):
   def wrap(cls, fn):
     def wrapped(self, x, *args, **kwargs):
       y = fn(self, x, *args, **kwargs)
-      records.append((self, cls.__name__.lower(), tuple(x.shape), tuple(y.shape)))
+      records.append((self, _KIND.get(cls, cls.__name__.lower()), tuple(x.shape), tuple(y.shape)))
       return y
     return wrapped
 
@@ -79,7 +86,14 @@ def _layer_cost(module, kind: str, in_shape, out_shape, convention: str) -> tupl
     kh_kw_cin = math.prod(_shape(module.kernel)[:-1])  # HWIO: kh * kw * cin/groups
     macs = out_numel * kh_kw_cin
     bias = out_numel if _shape(getattr(module, "bias", None)) is not None else 0
-    return (macs + bias if convention == "thop" else macs), macs
+    return (macs if convention == "macs" else macs + bias), macs
+  if kind == "conv_transpose":
+    kh_kw = math.prod(module.kernel_size)
+    g = getattr(module, "feature_group_count", 1) or 1
+    bias = out_numel if _shape(getattr(module, "bias", None)) is not None else 0
+    out_based = out_numel * kh_kw * (module.in_features // g)
+    true_macs = math.prod(in_shape) * kh_kw * (module.out_features // g)
+    return (true_macs if convention == "macs" else out_based + bias), true_macs
   if kind == "linear":
     macs = out_numel * _shape(module.kernel)[0]
     return macs, macs

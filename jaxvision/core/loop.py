@@ -265,6 +265,9 @@ class Trainer:
       self.pipeline.train_batch(0)
     for ev in self.evals.values():
       fn, _ = self._predict_fn(ev, stage, meta, shardings)
+      if not len(ev.pipeline._split(ev.split)):
+        raise ConfigError(f"config.evals.{ev.name}: the '{ev.split}' split of dataset "
+                          f"'{ev.pipeline.dataset.info['name']}' is empty")
       local = ev.pipeline.eval_batch(0, self.config.eval_batch_size, ev.split)
       n = self.config.eval_batch_size
       batch = {k: jax.ShapeDtypeStruct((n,) + np.shape(v)[1:], np.asarray(v).dtype)

@@ -14,6 +14,7 @@ import numpy as np
 from jaxvision.core.method import DataInfo
 from jaxvision.core.registry import DATASETS
 from jaxvision.data.base import ArrayRecords, Dataset
+from jaxvision.data.ops import DIGITS_MEAN, DIGITS_STD  # noqa: F401  (the digits pp's statistics)
 
 DIGITS_SIZE = 32
 

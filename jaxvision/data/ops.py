@@ -8,6 +8,7 @@ CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DIGITS_MEAN, DIGITS_STD = (0.3057,) * 3, (0.3235,) * 3  # of the embedded digits' train split
 
 
 def to_float(img: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ Op = Callable[[Batch, np.random.Generator], Batch]
 _OPS: dict[str, Callable[..., Op]] = {}
 
 NORMS = {"cifar10": (ops.CIFAR_MEAN, ops.CIFAR_STD), "imagenet": (ops.IMAGENET_MEAN, ops.IMAGENET_STD),
-         "digits": ((0.3057,) * 3, (0.3235,) * 3), "half": ((0.5,) * 3, (0.5,) * 3)}
+         "digits": (ops.DIGITS_MEAN, ops.DIGITS_STD), "half": ((0.5,) * 3, (0.5,) * 3)}
 
 
 class PPError(ConfigError):

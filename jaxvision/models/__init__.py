@@ -94,3 +94,6 @@ __all__ = [
     "MobileNetV1", "MobileNetV2", "load_torch_checkpoint", "maybe_load_pretrained",
     "widths_from_state_dict", "CheckpointMismatchError",
 ]
+
+# Wave-2 zoo modules register their models on import (each calls register_model at its end).
+from jaxvision.models import efficientnet, gan, laconvnet, lfpnet, sr  # noqa: E402,F401

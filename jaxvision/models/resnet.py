@@ -1,6 +1,7 @@
 """ImageNet ResNet-18/34/50 (torchvision v1.5 layout: stride in the 3x3 conv)."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -38,9 +39,11 @@ class BasicBlock(nnx.Module):
     self.bn2 = common.bn(cout, dtype=dtype, rngs=rngs)
     _add_projection(self, cin, cout, stride, rngs=rngs, dtype=dtype)
 
-  def __call__(self, x, train: bool):
+  def __call__(self, x, train: bool, act=None):
+    """`act`: optional replacement for the residual-branch ReLU (default nnx.relu)."""
     ura = not train
-    y = nnx.relu(self.bn1(self.conv1(x), use_running_average=ura))
+    act = nnx.relu if act is None else act
+    y = act(self.bn1(self.conv1(x), use_running_average=ura))
     y = self.bn2(self.conv2(y), use_running_average=ura)
     sc = _shortcut(self, x, ura)
     return nnx.relu(y + sc)
@@ -59,10 +62,12 @@ class Bottleneck(nnx.Module):
     self.bn3 = common.bn(cout, dtype=dtype, rngs=rngs)
     _add_projection(self, cin, cout, stride, rngs=rngs, dtype=dtype)
 
-  def __call__(self, x, train: bool):
+  def __call__(self, x, train: bool, act=None):
+    """`act`: optional replacement for both residual-branch ReLUs (default nnx.relu)."""
     ura = not train
-    y = nnx.relu(self.bn1(self.conv1(x), use_running_average=ura))
-    y = nnx.relu(self.bn2(self.conv2(y), use_running_average=ura))
+    act = nnx.relu if act is None else act
+    y = act(self.bn1(self.conv1(x), use_running_average=ura))
+    y = act(self.bn2(self.conv2(y), use_running_average=ura))
     y = self.bn3(self.conv3(y), use_running_average=ura)
     sc = _shortcut(self, x, ura)
     return nnx.relu(y + sc)
@@ -85,6 +90,9 @@ class ResNet(nnx.Module):
   Init: conv Kaiming-normal fan_out, BN (1, 0).
 
   Call: `model(x, train) -> logits`; x: [B, 224, 224, 3]; logits: [B, num_classes].
+  Optional `branch_act(h, stage, block) -> h` replaces the residual-branch ReLUs (after bn1, and
+  after bn2 in bottlenecks; not the ReLU after the add) of block `block` of stage `stage`
+  (0-based); used by the transfer attacks (SGM, LLTA DecayReLU).
   Submodules: `conv1`, `bn1`, `layer{1..4}[i].{conv1,bn1,conv2,bn2[,conv3,bn3]
   [,downsample_conv,downsample_bn]}`, `fc`.
   """
@@ -125,12 +133,14 @@ class ResNet(nnx.Module):
   def blocks(self):
     return [*self.layer1, *self.layer2, *self.layer3, *self.layer4]
 
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = False, branch_act=None) -> jax.Array:
     x = x.astype(self.dtype)
     x = nnx.relu(self.bn1(self.conv1(x), use_running_average=not train))
     x = common.max_pool(x, 3, 2, padding=1)
-    for blk in self.blocks():
-      x = blk(x, train)
+    for s, stage in enumerate((self.layer1, self.layer2, self.layer3, self.layer4)):
+      for b, blk in enumerate(stage):
+        x = blk(x, train, None if branch_act is None else
+                functools.partial(branch_act, stage=s, block=b))
     return self.fc(common.global_avg_pool(x))
 
   def width_sources(self) -> list[str]:

@@ -1,6 +1,7 @@
 """CIFAR ResNet-20/32/56/110 (basic blocks), shortcut option A (CLR-RNF) or B (pytorchcv)."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -37,9 +38,11 @@ class CifarBasicBlock(nnx.Module):
                                          kernel_init=kernel_init, rngs=rngs)
       self.downsample_bn = common.bn(cout, dtype=dtype, rngs=rngs)
 
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool, act=None) -> jax.Array:
+    """`act`: optional replacement for the residual-branch ReLU (default nnx.relu)."""
     ura = not train
-    y = nnx.relu(self.bn1(self.conv1(x), use_running_average=ura))
+    act = nnx.relu if act is None else act
+    y = act(self.bn1(self.conv1(x), use_running_average=ura))
     y = self.bn2(self.conv2(y), use_running_average=ura)
     if self.has_proj:
       sc = self.downsample_bn(self.downsample_conv(x), use_running_average=ura)
@@ -63,6 +66,8 @@ class CifarResNet(nnx.Module):
   Init: Kaiming normal (fan_in), BN (1, 0), fc PyTorch default.
 
   Call: `model(x, train) -> logits`; x: [B, 32, 32, 3]; logits: [B, num_classes].
+  Optional `branch_act(h, stage, block) -> h` replaces the residual-branch ReLU (after bn1) of
+  block `block` of stage `stage` (0-based); used by the transfer attacks (SGM, LLTA DecayReLU).
   Submodules: `conv1`, `bn1`, `layer{1,2,3}[i].{conv1,bn1,conv2,bn2[,downsample_conv,
   downsample_bn]}`, `fc`.
   """
@@ -106,11 +111,13 @@ class CifarResNet(nnx.Module):
   def blocks(self) -> list[CifarBasicBlock]:
     return [*self.layer1, *self.layer2, *self.layer3]
 
-  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+  def __call__(self, x: jax.Array, train: bool = False, branch_act=None) -> jax.Array:
     x = x.astype(self.dtype)
     x = nnx.relu(self.bn1(self.conv1(x), use_running_average=not train))
-    for blk in self.blocks():
-      x = blk(x, train)
+    for s, stage in enumerate((self.layer1, self.layer2, self.layer3)):
+      for b, blk in enumerate(stage):
+        x = blk(x, train, None if branch_act is None else
+                functools.partial(branch_act, stage=s, block=b))
     return self.fc(common.global_avg_pool(x))
 
   def width_sources(self) -> list[str]:

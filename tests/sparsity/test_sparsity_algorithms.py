@@ -132,7 +132,7 @@ def _run(method, steps, lr=0.1, score_momentum=0.9, **kw):
   x, y = _data()
   tx = optax.sgd(lr, momentum=0.9)
   score_tx = optax.sgd(lr, momentum=score_momentum) if method == "optg" else None
-  step_fn = jax.jit(make_sparse_train_step(g, tx, plan, classify.ce_loss, score_tx))
+  step_fn = jax.jit(make_sparse_train_step(g, tx, plan, roles.ce_loss, score_tx))
   state = {"step": jnp.int32(0), "models": {"student": {"params": p, "rest": r}},
            "opt": {"student": tx.init(p)}, "extras": ex}
   if score_tx is not None:
@@ -169,14 +169,14 @@ def test_optg_score_accumulation_identity():
   x, y = _data()
   lr = 0.05
   tx, score_tx = optax.sgd(lr), optax.sgd(lr)
-  step_fn = jax.jit(make_sparse_train_step(g, tx, plan, classify.ce_loss, score_tx))
+  step_fn = jax.jit(make_sparse_train_step(g, tx, plan, roles.ce_loss, score_tx))
   state = {"step": jnp.int32(1),  # not an update step: mask stays as set
            "models": {"student": {"params": p, "rest": r}},
            "opt": {"student": tx.init(p), "scores": score_tx.init(ex["scores"])}, "extras": ex}
 
   def loss_eff(pe, rest, batch):
     model = nnx.merge(g, pe, rest, copy=True)
-    return classify.ce_loss(model, batch, None)[0]
+    return roles.ce_loss(model, batch, None)[0]
 
   acc = jax.tree.map(jnp.zeros_like, ex["scores"])
   fm = paths.flatten(masks)

@@ -19,12 +19,12 @@ def test_registered_and_config_variants(load_config):
     c = load_config("clr_rnf", variant)
     assert c.method == "clr_rnf" and c.clr_rnf.pr_target == pr
     if variant.startswith("resnet50"):
-      assert c.model.name == "resnet50" and c.dataset.name == "imagenet2012"
-      assert c.clr_rnf.inherit_bn and c.optim.lr == 0.1 and c.num_epochs == 90
-      assert c.optim.schedule == ("cosine" if variant.endswith("cos") else "multistep")
+      assert c.models.student.name == "resnet50" and c.dataset.name == "imagenet2012"
+      assert c.clr_rnf.inherit_bn and c.optims.student.lr == 0.1 and c.num_epochs == 90
+      assert c.optims.student.schedule == ("cosine" if variant.endswith("cos") else "multistep")
     else:
-      assert c.model.name == variant and c.optim.weight_decay == 5e-3
-      assert c.num_epochs == 150 and tuple(c.optim.milestones_epochs) == (50, 100)
+      assert c.models.student.name == variant and c.optims.student.weight_decay == 5e-3
+      assert c.num_epochs == 150 and tuple(c.optims.student.milestones_epochs) == (50, 100)
   assert not load_config("clr_rnf", "vgg16").clr_rnf.inherit_bn
   with pytest.raises(ConfigError):
     load_config("clr_rnf", "resnet18")
@@ -40,7 +40,7 @@ def test_bad_option_fails_clearly(load_config):
 
 def test_demo_prune_only_reports(load_config, tmp_path):
   c = load_config("clr_rnf", "demo")  # shortened: 1/8 width, 4 dense steps, no fine-tuning
-  c.model.kwargs.width_multiplier = 0.125
+  c.models.student.kwargs.width_multiplier = 0.125
   c.clr_rnf.dense_steps = 4
   c.steps = 0  # fine-tuning steps 0: prune and report only
   c.batch_size, c.eval_batch_size = 32, 120
@@ -78,6 +78,6 @@ def test_bad_options_fail_at_start(load_config, tmp_path):
   with pytest.raises(ValueError, match="ranking"):
     loop.train(c, str(tmp_path / "a"))
   c = load_config("clr_rnf", "smoke")
-  c.model.name = "mobilenet_v2"
+  c.models.student.name = "mobilenet_v2"
   with pytest.raises(ValueError, match="no pruning rules"):
     loop.train(c, str(tmp_path / "b"))

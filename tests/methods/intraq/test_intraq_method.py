@@ -107,13 +107,13 @@ def _load_config(arg):
 
 def test_config_variants_build():
   c = _load_config("resnet18_w5a5")
-  assert c.models.student.name == "resnet18" and c.intraq.quant.w_bits == 5
+  assert c.models.teacher.name == "resnet18" and c.intraq.quant.w_bits == 5
   assert c.intraq.synthesis.eps_soft == 1.0 and c.intraq.synthesis.lambda_u == 2.0
   c = _load_config("mobilenet_v1_w4a4_paper")
   assert c.intraq.synthesis.lambda_l == 0.05
   c = _load_config("cifar100_w3a3")
   assert (c.dataset.name, c.intraq.quant.a_bits, c.intraq.synthesis.eps_soft) == ("cifar100", 3, 0.6)
-  assert c.models.student.kwargs.shortcut == "B"
+  assert c.models.teacher.kwargs.shortcut == "B"
 
 
 def test_demo_config_runs_shortened_without_reading_training_data(tmp_path, monkeypatch):
@@ -121,8 +121,8 @@ def test_demo_config_runs_shortened_without_reading_training_data(tmp_path, monk
   from jaxvision.core import loop
   c = _load_config("demo")
   c.progress = False
-  c.models.student.name = "cnn_small"  # the demo pipeline on a smaller model (CI time)
-  c.models.student.kwargs = {"width_multiplier": 0.25}
+  c.models.teacher.name = "cnn_small"  # the demo pipeline on a smaller model (CI time)
+  c.models.teacher.kwargs = {"width_multiplier": 0.25}
   c.intraq.pretrain.steps = 2
   c.intraq.synthesis.update(num_batches=2, batch_size=16, iters=2)
   c.intraq.calib.update(steps=1, batch_size=8)
