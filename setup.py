@@ -23,8 +23,12 @@ INSTALL_REQUIRES = [
     "absl-py>=2.1",
 ]
 
+AUTODL = ["tfrecord>=1.14", "lightgbm>=4", "librosa>=0.10", "threadpoolctl>=3", "protobuf>=4.21"]
+
 EXTRAS = {
-    "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+    # AutoDL's learners and record format (TFRecord without TensorFlow, LightGBM, log-mel).
+    "autodl": AUTODL,
+    "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"] + AUTODL,
     # CI installs the CPU wheel explicitly: pip install torch==2.13.0
     "torch": ["torch>=2.9"],
 }

@@ -1,0 +1,96 @@
+"""Meta-learner: the offline-fixed knowledge of the solution (autodl.md §7).
+
+Backbones, per-modality schedules, data-loading fractions and hyperparameters
+live here as plain defaults (the winners fixed them offline on public data;
+ours are fixed by hand, see the README). `options()` merges the JSON in the
+JAXVISION_AUTODL_CONFIG env var (set by `jaxvision.autodl.run`) over them.
+
+Ablation switches (§7): `no_warmstart` (every train call restarts its
+learner from random init / from scratch; no pretrained weights exist offline,
+so the full system is random-init too), `last_checkpoint` (predict with the
+latest model instead of the validation ensemble), `load_all` (read the whole
+training set before the first prediction).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+CONFIG_ENV = "JAXVISION_AUTODL_CONFIG"
+
+DEFAULTS = {
+    "seed": 0,
+    "no_warmstart": False,
+    "last_checkpoint": False,
+    "load_all": False,
+    # time control (DeepWisdom: 180 s margin of 1200 s; call length 1 s, +2 s per test, cap 90 s)
+    "blas_threads": 1,                # small matrices everywhere; None leaves BLAS alone
+    "warmup_in_init": True,           # compile nets in Model.__init__ (not charged, §3)
+    "margin_frac": 0.05,              # DeepWisdom: 0.15 (180 s of 1200 s)
+    "call_seconds": (1.0, 2.0, 90.0),
+    "val_frac": 0.1,
+    "val_cap": 256,
+    "ensemble_top_k": 3,
+    "image": {
+        "backbones": ["resnet18", "autodl_resnet9"],
+        "switch_after_epochs": 2,       # ResNet-18 -> ResNet-9 (skipped when aspect ratio > 2)
+        "width_multiplier": 0.25,       # 1.0 = the paper's widths; small on CPU
+        "min_size": 32,                 # ours: upsample tiny images for ImageNet-stem nets
+        "max_size": 64,
+        "batch_size": 32,
+        "steps_per_epoch": 30,
+        "lr": 0.05, "momentum": 0.9, "weight_decay": 2.5e-4, "tau": 1.0,
+        "hflip": True,
+        "quick_first": True,            # a linear model on pooled pixels for the 1st prediction
+        "load_schedule": [512, 1024, 2048],
+    },
+    "video": {
+        "frames": 8, "size": 32, "width_multiplier": 0.25, "blocks": [1, 1, 1, 1],
+        "batch_size": 16, "steps_per_epoch": 20, "lr": 0.05, "momentum": 0.9,
+        "weight_decay": 2.5e-4, "tau": 1.0, "quick_first": True,
+        "load_schedule": [256, 512, 1024],
+    },
+    "speech": {
+        "sample_rate": 16000, "clip_seconds": 5.0, "n_mels": 30, "n_fft": 1024,
+        "hop_length": 640, "fmin": 20.0, "fmax": 8000.0,
+        "load_fractions": [0.1, 0.2, 0.4, 0.3], "min_first": 200,
+        "schedule_small_k": ["lr_liblinear", "lr_liblinear", "lr_full"],
+        "schedule_large_k": ["lr", "lr", "lr_sag", "lr_full"],
+    },
+    "text": {
+        "max_features": 20000, "max_fit_rows": 20000, "svm_calls": 2,
+        "max_len": 128, "embed_dim": 64, "filters": 32, "kernel_sizes": [3, 4, 5],
+        "batch_size": 32, "lr": 1e-3, "textcnn_epochs_per_call": 2, "ensemble_frac": 0.97,
+        "load_schedule": [1000, 2000, 4000],
+    },
+    "tabular": {
+        "load_schedule": [500, 500, 1000, 1000],
+        "lgb": {"boosting_type": "gbdt", "num_leaves": 31, "learning_rate": 0.1, "max_bin": 110,
+                "colsample_bytree": 0.8, "reg_alpha": 0.1, "reg_lambda": 0.1,
+                "min_split_gain": 0.02, "min_child_samples": 20, "verbose": -1},
+        "rounds": [10, 5, 40],           # first, per call, max
+        "explore": ["lgb", "extra_trees", "logistic", "mlp"],
+        "blend_std": 0.01,
+    },
+}
+
+
+def _merge(base: dict, over: dict, path: str = "") -> dict:
+  out = copy.deepcopy(base)
+  for k, v in over.items():
+    if k not in out:
+      raise KeyError(f"unknown AutoDL solution option '{path}{k}'; valid: {sorted(out)}")
+    out[k] = _merge(out[k], v, f"{path}{k}.") if isinstance(out[k], dict) else v
+  return out
+
+
+def options(overrides: dict | None = None) -> dict:
+  """Defaults <- env JSON <- overrides (unknown keys raise KeyError naming them)."""
+  opts = DEFAULTS
+  env = os.environ.get(CONFIG_ENV)
+  if env:
+    opts = _merge(opts, json.loads(env))
+  if overrides:
+    opts = _merge(opts, overrides)
+  return copy.deepcopy(opts)
