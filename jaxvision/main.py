@@ -23,6 +23,8 @@ _SEEDS = flags.DEFINE_integer("seeds", 1, "Train this many seeds (config.seed + 
                               "mean ± std in WORKDIR/summary.json.")
 _SWEEP = flags.DEFINE_string("sweep", "", "Variants to compare, e.g. 'optg.method=optg,gmp' "
                              "(several keys separated by ';'); with --seeds, a mean ± std table.")
+_REFERENCE = flags.DEFINE_string("sweep_reference", "", "A variant of --sweep (e.g. 'mode=ce'): "
+                                 "report every other variant's paired difference to it.")
 
 
 def _fail(msg: str, code: int = 2):
@@ -51,7 +53,8 @@ def main(argv):
   try:
     if _SEEDS.value != 1 or _SWEEP.value:
       from jaxvision.core import sweep
-      sweep.run(config, _WORKDIR.value, _SEEDS.value, sweep.parse_sweep(_SWEEP.value))
+      sweep.run(config, _WORKDIR.value, _SEEDS.value, sweep.parse_sweep(_SWEEP.value),
+                reference=_REFERENCE.value)
       print(f"summary: {os.path.join(os.path.abspath(os.path.expanduser(_WORKDIR.value)), 'summary.json')}")
       return
     summary = loop.train(config, _WORKDIR.value)

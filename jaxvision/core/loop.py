@@ -285,7 +285,7 @@ class Trainer:
       out = fn(state, shard_lib.global_batch(local, self.mesh))
       rows = shard_lib.local_rows(out, self.mesh)
       for e in ev.evaluators.values():
-        e.update(rows, local["mask"])
+        e.update(rows, local["_valid"])
     results = {label: e.result(context) for label, e in ev.evaluators.items()}
     seen, res = {}, {}
     for r in results.values():

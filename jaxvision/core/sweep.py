@@ -22,9 +22,10 @@ from jaxvision.core.config import ConfigError
 from jaxvision.core import logging as log_lib
 
 
-def parse_sweep(text: str) -> dict[str, list]:
-  """'a.b=1,2;c=x,y' -> {'a.b': [1, 2], 'c': ['x', 'y']} (values parsed as Python literals
-  when they are, else kept as strings)."""
+def parse_sweep(text: str) -> dict:
+  """'a.b=1,2;c=x,y' -> {'a.b': [1, 2], 'c': ['x', 'y']}; values are Python literals when
+  they parse, else strings. Several keys varied together (rows, not a product):
+  'a,b=(1,True),(2,False)' -> {('a', 'b'): [(1, True), (2, False)]}."""
   import ast
   out = {}
   for part in filter(None, (p.strip() for p in (text or "").split(";"))):
@@ -32,14 +33,19 @@ def parse_sweep(text: str) -> dict[str, list]:
     if not sep or not values:
       raise ConfigError(f"--sweep part '{part}' must look like key=v1,v2 (several parts "
                         f"separated by ';')")
-    vals = []
-    for v in values.split(","):
-      v = v.strip()
-      try:
-        vals.append(ast.literal_eval(v))
-      except (ValueError, SyntaxError):
-        vals.append(v)
-    out[key.strip()] = vals
+    keys = tuple(k.strip() for k in key.split(","))
+    try:
+      vals = list(ast.literal_eval(f"[{values}]"))
+    except (ValueError, SyntaxError):
+      vals = [v.strip() for v in values.split(",")]
+    if len(keys) > 1:
+      bad = [v for v in vals if not isinstance(v, tuple) or len(v) != len(keys)]
+      if bad:
+        raise ConfigError(f"--sweep part '{part}': each value must be a tuple of "
+                          f"{len(keys)} (one per key), e.g. {key}=({', '.join(['v'] * len(keys))})")
+      out[keys] = vals
+    else:
+      out[keys[0]] = vals
   return out
 
 
@@ -65,10 +71,18 @@ class _null:
     return False
 
 
+def _flat(combo: Mapping) -> dict:
+  """{key or (keys...): value or (values...)} -> {key: value}."""
+  out = {}
+  for k, v in combo.items():
+    out.update(zip(k, v) if isinstance(k, tuple) else [(k, v)])
+  return out
+
+
 def _name(combo: Mapping) -> str:
   if not combo:
     return "run"
-  return ",".join(f"{k.split('.')[-1]}={v}" for k, v in combo.items()).replace("/", "_")
+  return ",".join(f"{k.split('.')[-1]}={v}" for k, v in _flat(combo).items()).replace("/", "_")
 
 
 def _scalars(summary: Mapping) -> dict[str, float]:
@@ -94,9 +108,19 @@ def aggregate(runs: Sequence[Mapping[str, float]]) -> dict[str, dict]:
   return out
 
 
+def paired(runs: Sequence[Mapping[str, float]], ref: Sequence[Mapping[str, float]]) -> dict:
+  """{metric: {"mean", "std", "n"}} of the per-seed differences runs[k] - ref[k]."""
+  diffs = [{m: r[m] - b[m] for m in r if m in b} for r, b in zip(runs, ref)]
+  return aggregate(diffs)
+
+
 def run(config, workdir: str, seeds: int = 1, sweep: Optional[Mapping[str, list]] = None,
-        train_fn=None) -> dict:
-  """Trains every (variant, seed); returns and writes the aggregated summary."""
+        train_fn=None, reference: str = "") -> dict:
+  """Trains every (variant, seed); returns and writes the aggregated summary.
+
+  reference: a variant name (e.g. 'mode=ce'); each other variant then also gets
+  `vs_reference`, the mean ± std over seeds of its paired difference to that variant.
+  """
   if train_fn is None:
     from jaxvision.core.loop import train as train_fn
   if seeds < 1:
@@ -111,14 +135,25 @@ def run(config, workdir: str, seeds: int = 1, sweep: Optional[Mapping[str, list]
     runs = []
     for k in range(seeds):
       c = config.copy_and_resolve_references()
-      for key, v in combo.items():
+      for key, v in _flat(combo).items():
         _set(c, key, v)
       _set(c, "seed", base_seed + k)
       s = train_fn(c, os.path.join(workdir, name, f"seed{k}"))
       runs.append(_scalars(s))
-    results[name] = {"variant": combo, "runs": runs, "stats": aggregate(runs)}
-  summary = {"seeds": [base_seed + k for k in range(seeds)], "sweep": sweep, "variants": results,
+    results[name] = {"variant": _flat(combo), "runs": runs, "stats": aggregate(runs)}
+  if reference:
+    if reference not in results:
+      raise ConfigError(f"--sweep_reference='{reference}' is not a variant; variants: "
+                        f"{', '.join(results)}")
+    for name, r in results.items():
+      if name != reference:
+        r["vs_reference"] = paired(r["runs"], results[reference]["runs"])
+  summary = {"seeds": [base_seed + k for k in range(seeds)],
+             "sweep": {",".join(k) if isinstance(k, tuple) else k: v for k, v in sweep.items()},
+             "variants": results,
+             "reference": reference,
              "config": config.to_dict()}
+  os.makedirs(workdir, exist_ok=True)
   log_lib.write_json(os.path.join(workdir, "summary.json"), summary)
   print(format_table(results))
   return summary

@@ -26,6 +26,9 @@ Example = dict
 Records = Sequence[Example]  # len() and [i] -> {key: array or scalar}
 
 
+VALID = "_valid"  # eval batches: 1.0 for real rows, 0.0 for padding
+
+
 class DataNotReadyError(RuntimeError):
   """The dataset is not prepared in data_dir (and download is off)."""
 
@@ -139,7 +142,8 @@ class Pipeline:
     return self._iter(self.train_batch, start_step, end_step)
 
   def eval_iter(self, batch_size: int, split: str = "eval") -> Iterator[dict]:
-    """A split in order, padded to whole global batches; "mask" marks real rows.
+    """A split in order, padded to whole global batches; "_valid" (1/0) marks real rows
+    (a loop-owned key, so records may use "mask" for forgery or segmentation masks).
     Batches are assembled ahead by background threads (grain)."""
     if batch_size % self.process_count:
       raise ValueError(f"eval batch size {batch_size} does not divide over {self.process_count} processes")
@@ -157,5 +161,5 @@ class Pipeline:
     positions = range(start, start + local)
     batch = gather(records, np.minimum(np.asarray(positions), n - 1))
     batch = pp_lib.finalize(self.pp_eval(batch, np.random.default_rng((self.seed, 13, index))))
-    batch["mask"] = np.asarray([1.0 if p < n else 0.0 for p in positions], np.float32)
+    batch[VALID] = np.asarray([1.0 if p < n else 0.0 for p in positions], np.float32)
     return batch

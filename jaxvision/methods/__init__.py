@@ -1,5 +1,6 @@
 """One package per paper; importing it registers the method."""
 from jaxvision.methods import classify  # noqa: F401
 from jaxvision.methods import clr_rnf  # noqa: F401
+from jaxvision.methods import dcl  # noqa: F401
 from jaxvision.methods import intraq  # noqa: F401
 from jaxvision.methods import optg  # noqa: F401

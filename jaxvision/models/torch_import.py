@@ -114,7 +114,11 @@ def _mobilenet_pytorchcv(path: str) -> str:
 
 
 def naming_rules(model: nnx.Module) -> dict[str, Callable[[str], str]]:
-  """The supported namings of `model`: {naming: fn(nnx module path) -> torch module prefix}."""
+  """The supported namings of `model`: {naming: fn(nnx module path) -> torch module prefix}.
+
+  A model class may provide its own with a `torch_naming_rules()` method (EfficientNet, ...)."""
+  if hasattr(model, "torch_naming_rules"):
+    return model.torch_naming_rules()
   if isinstance(model, CifarResNet):
     return {"clr_rnf": _resnet_torchvision, "torchvision": _resnet_torchvision,
             "pytorchcv": lambda p: _resnet_pytorchcv(p, imagenet=False)}

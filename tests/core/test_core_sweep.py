@@ -14,6 +14,10 @@ def test_parse_sweep():
       "optg.method": ["optg", "gmp"], "optims.student.lr": [0.1, 0.05]}
   with pytest.raises(ConfigError, match="key=v1,v2"):
     sweep.parse_sweep("optg.method")
+  rows = sweep.parse_sweep("gcc.selective_d,gcc.online_kd=(False,False),(True,False),(True,True)")
+  assert rows == {("gcc.selective_d", "gcc.online_kd"): [(False, False), (True, False), (True, True)]}
+  with pytest.raises(ConfigError, match="tuple of 2"):
+    sweep.parse_sweep("a,b=1,2")
 
 
 def test_run_aggregates_seeds_and_variants(tmp_path):
@@ -36,5 +40,20 @@ def test_run_aggregates_seeds_and_variants(tmp_path):
   assert json.load(open(tmp_path / "summary.json"))["seeds"] == [10, 11, 12]
   assert "| lr=0.1 (n=3) |" in sweep.format_table(out["variants"])
   assert c.seed == 10 and c.optims.student.lr == 0.1  # the caller's config is untouched
+  rows = sweep.run(c, str(tmp_path / "rows"), sweep={("optims.student.lr", "seed"): [(0.1, 1), (0.2, 2)]},
+                   train_fn=fake_train)
+  assert set(rows["variants"]) == {"lr=0.1,seed=1", "lr=0.2,seed=2"}  # rows, not a product
   with pytest.raises(ConfigError, match="not in the config"):
     sweep.run(c, str(tmp_path), sweep={"optims.student.lrr": [1]}, train_fn=fake_train)
+
+
+def test_paired_difference_to_a_reference_variant(tmp_path):
+  c = config_lib.base_config()
+  fake = lambda cfg, d: {"final": {"auc": 0.5 + cfg.optims.student.lr * (1 + cfg.seed)}}
+  out = sweep.run(c, str(tmp_path), seeds=2, sweep={"optims.student.lr": [0.0, 0.1]},
+                  train_fn=fake, reference="lr=0.0")
+  d = out["variants"]["lr=0.1"]["vs_reference"]["auc"]
+  assert d == pytest.approx({"mean": 0.15, "std": 0.05, "n": 2})
+  assert "vs_reference" not in out["variants"]["lr=0.0"]
+  with pytest.raises(ConfigError, match="not a variant"):
+    sweep.run(c, str(tmp_path), sweep={"optims.student.lr": [0.0]}, train_fn=fake, reference="x")

@@ -71,7 +71,7 @@ def test_sr_train_lr_is_bicubic_down_of_the_hr_crop(sr3):
 def test_sr_eval_variable_size_padded_batch_equals_per_image_loop(sr3):
   pipe = Pipeline(sr3, 8, seed=0, num_threads=1)
   batch = pipe.eval_batch(0, 4)  # 3 photos + 1 padding row
-  np.testing.assert_array_equal(batch["mask"], [1, 1, 1, 0])
+  np.testing.assert_array_equal(batch["_valid"], [1, 1, 1, 0])
   assert batch["hr"].shape == (4, 426, 639, 3) and batch["lr"].shape == (4, 142, 213, 3)
   np.testing.assert_array_equal(batch["hr_hw"][:3], [[300, 450], [399, 600], [426, 639]])
   np.testing.assert_array_equal(batch["lr_hw"], batch["hr_hw"] // 3)

@@ -45,7 +45,7 @@ def evaluate(export_path: str, dataset: Optional[str] = None, data_dir: str = ""
     if max_batches is not None and i >= max_batches:
       break
     out = jax.device_get(per_example(jnp.asarray(batch["image"]), jnp.asarray(batch["label"])))
-    m = batch["mask"]
+    m = batch["_valid"]
     for k, v in out.items():
       sums[k] = sums.get(k, 0.0) + float(np.sum(np.asarray(v) * m))
     count += float(m.sum())
