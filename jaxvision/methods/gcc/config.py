@@ -1,0 +1,52 @@
+"""The `config.gcc` block: every GCC option with its default (read strictly).
+
+Official-code behaviours that look like bugs are the default where the spec says so
+(§2.3/§9), each behind a named flag; code bugs that crash are fixed (see configs/gcc.py).
+"""
+import ml_collections
+
+TASKS = ("paired",)  # implemented loop; unpaired (CycleGAN), noise (SAGAN), SR are not yet.
+
+
+def defaults() -> ml_collections.ConfigDict:
+  """task: 'paired' (Pix2Pix: D sees concat(x, image)). loss_type: hinge | lsgan | vanilla.
+  lambda_l1: pixel L1 weight. lambda_content / lambda_gram: KD weights; kd_metric: 'rmse'
+  (Pix2Pix/SAGAN/SRGAN) or 'mse' (CycleGAN). selective_d: gated student D + arch step (off =
+  ablation "full D"); online_kd: teacher pair trained alongside + distillation (off = no
+  teacher). arch_lr / arch_betas: Adam of alpha; arch_lr_step_steps: multiply the alpha lr by
+  0.1 every this many GCC steps (0 = constant). d_half: D loss * 1/2 (SAGAN: False).
+  teacher_gap_ema: smooth gap_T with beta = 1 - progress (the code's intent; default off =
+  the code's behaviour). sparsity_steps: stage A length (0 = skip stage A and prune the
+  random prototype by L1 norms); sparsity_mode: 'scale' (BN gamma, lambda 1e-2) or 'weight'
+  (conv weights, lambda 1e-3); sparsity_multipliers: {layer path: factor}. prune_mode:
+  'scale' | 'norm'; target_macs / prune_tolerance: thop_conv MACs; macs_input_shape: (H, W, C)
+  the budget is measured at. gcc_steps: stage B length. *_epochs (> 0) count the same in
+  epochs of the training split instead (they win over the step counts).
+  """
+  return ml_collections.ConfigDict({
+      "task": "paired",
+      "loss_type": "hinge",
+      "lambda_l1": 100.0,
+      "lambda_content": 50.0,
+      "lambda_gram": 1e4,
+      "kd_metric": "rmse",
+      "selective_d": True,
+      "online_kd": True,
+      "arch_lr": 1e-4,
+      "arch_betas": (0.9, 0.999),
+      "arch_lr_step_steps": 0,
+      "d_half": True,
+      "teacher_gap_ema": False,
+      "sparsity_steps": 0,
+      "sparsity_mode": "scale",
+      "sparsity_lambda": 1e-2,
+      "sparsity_multipliers": {},
+      "prune_mode": "scale",
+      "target_macs": 3.0e9,
+      "prune_tolerance": 0.1e9,
+      "macs_input_shape": (256, 256, 3),
+      "gcc_steps": 1000,
+      "sparsity_epochs": 0.0,
+      "gcc_epochs": 0.0,
+      "arch_lr_step_epochs": 0.0,
+  })

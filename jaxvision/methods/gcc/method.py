@@ -1,0 +1,344 @@
+"""GCC on the one loop: sparsity pre-training -> one-shot pruning -> GCC training (paired task).
+
+Stages (spec §2.2-2.3):
+  sparsity (kind 'train', gcc.sparsity_steps): the prototype generator ('generator' role) and
+      the student D ('discriminator', gates frozen at alpha = 1, i.e. a plain D) train as an
+      ordinary Pix2Pix with the L1 sub-gradient lambda * sign(w) added to G's gradients.
+  -> transition: global-threshold binary search to gcc.target_macs (thop_conv MACs at
+      gcc.macs_input_shape); meta["widths"]["generator"] = the pruned cfg; every role is
+      re-initialised (GCC builds a fresh model; weights are not inherited).
+  gcc (kind 'finetune', gcc.gcc_steps), per step on a batch of 2B pairs (first half: the update
+      batch, second half: the independent architecture batch from the same training set; the
+      ablation rows without the arch step still update on the first half only):
+      1. teacher D_T then G_T update (ordinary pix2pix), KD targets F^T (G_T features of this
+         step's forward) and E^T (updated D_T on (x, G_T(x)));
+      2. student D weight update with alpha frozen; 3. student G (+ 1x1 adapters) update with
+         adversarial (through D_S) + lambda_l1 * L1 + KD (content RMSE + Gram, G features via
+         adapters, D features through the frozen D_T);
+      4. arch step on the second half: clip alpha, Adam on alpha only with
+         L_arch = |gap(D_S, G_S(x')) - gap(D_T, G_T(x'))| + d_loss(D_S).
+  Ablation flags: gcc.selective_d=False (plain full D, no arch step), gcc.online_kd=False (no
+  KD; the teacher pair still trains when selective_d needs its gap).
+
+State: roles generator, discriminator, teacher_g, teacher_d; extras: adapters (params),
+adapters_opt, alpha_opt (alpha's own Adam), gap_ema. Only task 'paired' is implemented here;
+CycleGAN / SAGAN / SRGAN configs stop at start-up with one line (their models, losses, pool and
+pruning are in this package and the zoo).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jaxvision import flops
+from jaxvision.core import roles
+from jaxvision.core.errors import ConfigError
+from jaxvision.core.method import Method, Stage
+from jaxvision.core.registry import METHODS
+from jaxvision.losses import gan_distill
+from jaxvision.methods.gcc import gan_losses, gates, pruning
+from jaxvision.methods.gcc.config import TASKS
+from jaxvision.methods.gcc.steps import d_input
+
+ROLES = ("generator", "discriminator", "teacher_g", "teacher_d")
+
+
+def _check(ctx):
+  c = ctx.config.gcc
+  if c.task not in TASKS:
+    raise ConfigError(f"gcc.task '{c.task}' is not implemented by the GCC loop yet (only "
+                      f"{TASKS}); its models/losses/pruning are in jaxvision.methods.gcc.")
+  gan_losses.check_loss_type(c.loss_type)
+  if c.kd_metric not in gan_distill.METRICS:
+    raise ConfigError(f"gcc.kd_metric must be one of {gan_distill.METRICS}, got {c.kd_metric!r}")
+  if c.sparsity_mode not in ("scale", "weight"):
+    raise ConfigError(f"gcc.sparsity_mode must be 'scale' or 'weight', got {c.sparsity_mode!r}")
+  for r in ROLES:
+    roles.role_cfg(ctx.config, r)
+  if ctx.config.batch_size % 2:
+    raise ConfigError(f"batch_size={ctx.config.batch_size} must be even: in the GCC stage its "
+                      f"second half is the architecture batch (unused when selective_d=False).")
+
+
+def _uses_teacher(c) -> bool:
+  return bool(c.selective_d or c.online_kd)
+
+
+def _abstract(ctx, meta, role):
+  return roles.abstract_model(ctx, meta, role)
+
+
+def _adapters(ctx, meta, rngs):
+  s = _abstract(ctx, meta, "generator").kd_widths()
+  t = _abstract(ctx, meta, "teacher_g").kd_widths()
+  return gan_distill.FeatureAdapters(s, t, rngs=rngs)
+
+
+def _alpha_tx(ctx):
+  c = ctx.config.gcc
+  lr = c.arch_lr
+  every = (ctx.epochs_to_steps(c.arch_lr_step_epochs) if c.arch_lr_step_epochs > 0
+           else int(c.arch_lr_step_steps))
+  if every > 0:
+    lr = optax.exponential_decay(c.arch_lr, every, 0.1, staircase=True)
+  return optax.adam(lr, *c.arch_betas)
+
+
+def init(ctx, rng, meta):
+  _check(ctx)
+  n = max(int(ctx.config.gcc.gcc_steps), int(ctx.config.gcc.sparsity_steps), 1)
+  txs = {r: roles.make_tx(ctx, r, n) for r in ROLES}
+  state = roles.init_state(ctx, rng, meta, txs)
+  ad = _adapters(ctx, meta, nnx.Rngs(jax.random.fold_in(rng, 99)))
+  ad_params = nnx.state(ad, nnx.Param)
+  d = roles.merge(roles.graphdef(ctx, meta, "discriminator"), state["models"]["discriminator"])
+  state["extras"] = {
+      "adapters": ad_params,
+      "adapters_opt": txs["generator"].init(ad_params),
+      "alpha_opt": _alpha_tx(ctx).init(nnx.state(d, gates.ALPHA)),
+      "gap_ema": jnp.zeros((), jnp.float32),
+  }
+  return state
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _is_alpha(path) -> bool:
+  s = pruning._key_str(path)
+  return s.endswith("alpha") and "gates" in s
+
+
+def _freeze_alpha(params):
+  return jax.tree_util.tree_map_with_path(
+      lambda p, v: jax.lax.stop_gradient(v) if _is_alpha(p) else v, params)
+
+
+def _apply(tx, params, grads, opt_state):
+  updates, opt_state = tx.update(grads, opt_state, params)
+  return optax.apply_updates(params, updates), opt_state
+
+
+def _fwd(gdef, ms, *args, **kw):
+  """Runs a role's model; returns (output, new rest)."""
+  m = roles.merge(gdef, ms)
+  out = m(*args, **kw)
+  return out, nnx.state(m, nnx.Not(nnx.Param))
+
+
+def _d_update(gdef, tx, ms, opt, cond, real, fake, lt, half, freeze_alpha=False):
+  def loss_fn(p):
+    if freeze_alpha:
+      p = _freeze_alpha(p)
+    m = nnx.merge(gdef, p, ms["rest"], copy=True)
+    pr = m(d_input(cond, real), train=True)
+    pf = m(d_input(cond, jax.lax.stop_gradient(fake)), train=True)
+    loss = gan_losses.d_loss(pr, pf, lt, half)
+    return loss, nnx.state(m, nnx.Not(nnx.Param))
+
+  (loss, rest), g = jax.value_and_grad(loss_fn, has_aux=True)(ms["params"])
+  params, opt = _apply(tx, ms["params"], g, opt)
+  return {"params": params, "rest": rest}, opt, loss
+
+
+# --------------------------------------------------------------------------------- steps
+
+
+def train_step(ctx, meta, stage):
+  c = ctx.config.gcc
+  lt, half = c.loss_type, bool(c.d_half)
+  n = max(int(c.gcc_steps), int(c.sparsity_steps), 1)
+  gd = {r: roles.graphdef(ctx, meta, r) for r in ROLES}
+  txs = {r: roles.make_tx(ctx, r, n) for r in ROLES}
+  ad_gdef = nnx.split(nnx.eval_shape(lambda: _adapters(ctx, meta, nnx.Rngs(0))))[0]
+  atx = _alpha_tx(ctx)
+  sparse = stage.kind == "train"
+  l1_targets = (pruning.l1_targets(_abstract(ctx, meta, "generator"), c.sparsity_mode,
+                                   dict(c.sparsity_multipliers)) if sparse else None)
+  teacher = _uses_teacher(c) and not sparse
+  arch = bool(c.selective_d) and not sparse
+  kd = bool(c.online_kd) and not sparse
+
+  def step(state, batch, rng):
+    x, y = batch["image"], batch["target"]
+    if not sparse:  # every GCC-stage row (ablations too) updates on the first half
+      h = x.shape[0] // 2
+      x, y, xa, ya = x[:h], y[:h], x[h:], y[h:]
+    M, O, E = dict(state["models"]), dict(state["opt"]), dict(state["extras"])
+    metrics = {}
+    # 1. teacher pair (ordinary pix2pix step)
+    if teacher:
+      (fake_t, feats_t), _ = _fwd(gd["teacher_g"], M["teacher_g"], x, train=True, features=True)
+      M["teacher_d"], O["teacher_d"], metrics["teacher/d_loss"] = _d_update(
+          gd["teacher_d"], txs["teacher_d"], M["teacher_d"], O["teacher_d"], x, y, fake_t, lt,
+          half)
+      def tg_loss(p):
+        d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
+        m = nnx.merge(gd["teacher_g"], p, M["teacher_g"]["rest"], copy=True)
+        out = m(x, train=True)
+        adv = gan_losses.g_loss(d_t(d_input(x, out), train=True), lt)
+        return adv + c.lambda_l1 * jnp.mean(jnp.abs(out - y)), nnx.state(m, nnx.Not(nnx.Param))
+
+      (lg, rest), g = jax.value_and_grad(tg_loss, has_aux=True)(M["teacher_g"]["params"])
+      p, O["teacher_g"] = _apply(txs["teacher_g"], M["teacher_g"]["params"], g, O["teacher_g"])
+      M["teacher_g"] = {"params": p, "rest": rest}
+      metrics["teacher/g_loss"] = lg
+      d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
+      _, e_t = d_t(d_input(x, fake_t), train=True, features=True)
+      targets = [jax.lax.stop_gradient(f) for f in list(feats_t) + list(e_t)]
+    # 2. student forward + D weight update (alpha frozen)
+    (fake_s, _) = _fwd(gd["generator"], M["generator"], x, train=True)
+    M["discriminator"], O["discriminator"], metrics["d_loss"] = _d_update(
+        gd["discriminator"], txs["discriminator"], M["discriminator"], O["discriminator"], x, y,
+        fake_s, lt, half, freeze_alpha=True)
+    # 3. student G (+ adapters)
+    def g_loss(params):
+      gp, ap = params
+      d_s = roles.merge(gd["discriminator"], M["discriminator"])
+      m = nnx.merge(gd["generator"], gp, M["generator"]["rest"], copy=True)
+      out, feats = m(x, train=True, features=True)
+      adv = gan_losses.g_loss(d_s(d_input(x, out), train=True), lt)
+      l1 = c.lambda_l1 * jnp.mean(jnp.abs(out - y))
+      aux = {"g_adv": adv, "g_l1": l1}
+      loss = adv + l1
+      if kd:
+        d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
+        ad = nnx.merge(ad_gdef, ap)
+        _, e_s = d_t(d_input(x, out), train=True, features=True)
+        kdl, parts = gan_distill.feature_distill_loss(
+            ad(feats) + list(e_s), targets, lambda_content=c.lambda_content,
+            lambda_gram=c.lambda_gram, metric=c.kd_metric)
+        loss = loss + kdl
+        aux.update({"kd_content": parts["content"], "kd_gram": parts["gram"]})
+      return loss, (aux, nnx.state(m, nnx.Not(nnx.Param)))
+
+    (lg, (aux, rest)), (gg, ga) = jax.value_and_grad(g_loss, has_aux=True)(
+        (M["generator"]["params"], E["adapters"]))
+    if sparse:
+      gg = pruning.add_l1_subgradient(gg, M["generator"]["params"], l1_targets,
+                                      c.sparsity_lambda)
+    p, O["generator"] = _apply(txs["generator"], M["generator"]["params"], gg, O["generator"])
+    M["generator"] = {"params": p, "rest": rest}
+    if kd:
+      E["adapters"], E["adapters_opt"] = _apply(txs["generator"], E["adapters"], ga,
+                                                E["adapters_opt"])
+    metrics.update({"g_loss": lg, **aux})
+    # 4. architecture step on the second half (alpha only)
+    if arch:
+      fa, _ = _fwd(gd["generator"], M["generator"], xa, train=True)
+      ft, _ = _fwd(gd["teacher_g"], M["teacher_g"], xa, train=True)
+      d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
+      gap_t = gan_losses.loss_gap(d_t(d_input(xa, jax.lax.stop_gradient(ft)), train=True), lt)
+      if c.teacher_gap_ema:
+        beta = 1.0 - state["step"].astype(jnp.float32) / max(int(ctx.num_steps), 1)
+        gap_t = gan_losses.ema_gap(E["gap_ema"], gap_t, beta)
+        E["gap_ema"] = gap_t
+      dm = roles.merge(gd["discriminator"], M["discriminator"])
+      g2, alpha, rest2 = nnx.split(dm, gates.ALPHA, ...)
+      alpha = gates.clip_alpha(alpha)
+
+      def a_loss(al):
+        m = nnx.merge(g2, al, rest2, copy=True)
+        pr = m(d_input(xa, ya), train=True)
+        pf = m(d_input(xa, jax.lax.stop_gradient(fa)), train=True)
+        loss, parts = gan_losses.arch_loss(pr, pf, gap_t, lt, half)
+        return loss, (parts, nnx.state(m, nnx.Not(gates.ALPHA)))
+
+      (la, (parts, r2)), ga_ = jax.value_and_grad(a_loss, has_aux=True)(alpha)
+      alpha, E["alpha_opt"] = _apply(atx, alpha, ga_, E["alpha_opt"])
+      M["discriminator"] = roles.model_state(nnx.merge(g2, alpha, r2))
+      metrics.update({"arch_loss": la, "gap_s": parts["gap_s"], "gap_t": parts["gap_t"]})
+    new = {"step": state["step"] + 1, "models": M, "opt": O, "extras": E}
+    metrics["loss"] = lg
+    return new, metrics
+
+  return step
+
+
+# ------------------------------------------------------------------- stages / transition
+
+
+def stages(ctx):
+  _check(ctx)
+  c = ctx.config.gcc
+  # sparsity length 0: a transition only (the random prototype is pruned by its scores).
+  sp = (dict(epochs=float(c.sparsity_epochs)) if c.sparsity_epochs > 0
+        else dict(steps=int(c.sparsity_steps)))
+  gc = dict(epochs=float(c.gcc_epochs)) if c.gcc_epochs > 0 else dict(steps=int(c.gcc_steps))
+  has_sparsity = c.sparsity_epochs > 0 or int(c.sparsity_steps) > 0
+  return [Stage("sparsity", kind="train", evaluate=has_sparsity, **sp),
+          Stage("gcc", kind="finetune", **gc)]
+
+
+def _prune(ctx, state, meta):
+  c = ctx.config.gcc
+  proto = roles.merge(roles.graphdef(ctx, meta, "generator"), state["models"]["generator"])
+  mode = c.prune_mode
+  res = pruning.search_threshold(proto, float(c.target_macs), mode=mode,
+                                 tolerance=float(c.prune_tolerance),
+                                 input_shape=tuple(c.macs_input_shape))
+  return res
+
+
+def transition(ctx, state, meta, next_stage):
+  if next_stage.kind != "finetune":
+    return state, {}
+  res = _prune(ctx, state, meta)
+  new_meta = {"widths": {**(meta.get("widths") or {}), "generator": list(res.widths)},
+              "prune": {"threshold": res.threshold, "macs": res.macs, "full_macs": res.full_macs,
+                        "target_macs": res.target_macs, "iterations": res.iterations}}
+  fresh = init(ctx, jax.random.key(int(ctx.config.seed) + 1), {**meta, **new_meta})
+  fresh["step"] = jnp.asarray(state["step"])
+  return fresh, new_meta
+
+
+# ------------------------------------------------------------------------ predict / summary
+
+
+def predict_fns(ctx, meta, stage):
+  gs, gt = roles.graphdef(ctx, meta, "generator"), roles.graphdef(ctx, meta, "teacher_g")
+
+  def translate(state, batch):
+    to01 = lambda a: jnp.clip((a + 1.0) / 2.0, 0.0, 1.0)  # noqa: E731
+    s = roles.merge(gs, state["models"]["generator"])(batch["image"], train=False)
+    t = roles.merge(gt, state["models"]["teacher_g"])(batch["image"], train=False)
+    return {"pred": to01(s), "teacher": to01(t), "target": to01(batch["target"]),
+            "input": to01(batch["image"])}
+
+  return {"translate": translate}
+
+
+def _macs(ctx, meta, role):
+  m = _abstract(ctx, meta, role)
+  shape = tuple(ctx.config.gcc.macs_input_shape)
+  return {c: int(flops.count(m, input_shape=shape, convention=c)["flops"])
+          for c in ("thop_conv", "macs")} | {"params": int(flops.count(
+              m, input_shape=shape)["params"])}
+
+
+def summary(ctx, state, meta):
+  d = roles.merge(roles.graphdef(ctx, meta, "discriminator"), state["models"]["discriminator"])
+  out = {"gcc": {
+      "student": _macs(ctx, meta, "generator"), "teacher": _macs(ctx, meta, "teacher_g"),
+      "student_widths": list(_abstract(ctx, meta, "generator").widths),
+      "prune": meta.get("prune", {}), "gates": gates.gate_report(d),
+      "macs_input_shape": list(ctx.config.gcc.macs_input_shape),
+      "flags": {"selective_d": bool(ctx.config.gcc.selective_d),
+                "online_kd": bool(ctx.config.gcc.online_kd)}}}
+  if ctx.is_main and ctx.workdir:
+    with open(os.path.join(ctx.workdir, "gcc_structure.json"), "w") as f:
+      json.dump(out["gcc"], f, indent=1)
+  return out
+
+
+GCC = Method(name="gcc", init=init, train_step=train_step, predict_fns=predict_fns,
+             stages=stages, transition=transition, summary=summary,
+             fingerprint=lambda ctx: {"task": ctx.config.gcc.task,
+                                      "selective_d": bool(ctx.config.gcc.selective_d),
+                                      "online_kd": bool(ctx.config.gcc.online_kd)})
+METHODS.register("gcc", GCC)
