@@ -28,7 +28,8 @@ AUTODL = ["tfrecord>=1.14", "lightgbm>=4", "librosa>=0.10", "threadpoolctl>=3", 
 EXTRAS = {
     # AutoDL's learners and record format (TFRecord without TensorFlow, LightGBM, log-mel).
     "autodl": AUTODL,
-    "test": ["pytest>=8", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"] + AUTODL,
+    "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
+             "ipykernel>=6.29"] + AUTODL,
     # CI installs the CPU wheel explicitly: pip install torch==2.13.0
     "torch": ["torch>=2.9"],
 }

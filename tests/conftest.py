@@ -8,8 +8,10 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 os.environ.setdefault("TQDM_DISABLE", "1")
 # One persistent compilation cache for the session: tests that compile the same program
 # (resume runs, shared configs) reuse it instead of compiling again.
+# (one directory per xdist worker: no two processes write the same cache files).
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(
-    os.environ.get("TMPDIR", "/tmp"), "jaxvision-test-xla-cache"))
+    os.environ.get("TMPDIR", "/tmp"), "jaxvision-test-xla-cache",
+    os.environ.get("PYTEST_XDIST_WORKER", "main")))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 os.environ.setdefault("JAXVISION_CACHE_DIR", os.environ["JAX_COMPILATION_CACHE_DIR"])
 
