@@ -25,11 +25,14 @@ INSTALL_REQUIRES = [
 
 AUTODL = ["tfrecord>=1.14", "lightgbm>=4", "librosa>=0.10", "threadpoolctl>=3", "protobuf>=4.21"]
 
+LACONV = ["tokenizers>=0.20"]  # word-level tokenizer for referring expressions / questions
+
 EXTRAS = {
+    "laconv": LACONV,
     # AutoDL's learners and record format (TFRecord without TensorFlow, LightGBM, log-mel).
     "autodl": AUTODL,
     "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",
-             "ipykernel>=6.29"] + AUTODL,
+             "ipykernel>=6.29"] + AUTODL + LACONV,
     # CI installs the CPU wheel explicitly: pip install torch==2.13.0
     "torch": ["torch>=2.9"],
 }
