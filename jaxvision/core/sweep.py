@@ -85,16 +85,26 @@ def _name(combo: Mapping) -> str:
   return ",".join(f"{k.split('.')[-1]}={v}" for k, v in _flat(combo).items()).replace("/", "_")
 
 
+_SKIP = ("final", "config", "curve", "stages", "steps", "devices", "processes", "seeds")
+
+
 def _scalars(summary: Mapping) -> dict[str, float]:
+  """The run's `final` metrics plus every numeric field of its summary, nested ones as
+  'a/b/c' (e.g. a method's per-variant results), for mean ± std over seeds."""
   out = {}
   for k, v in (summary.get("final") or {}).items():
     if isinstance(v, (int, float)) and not isinstance(v, bool):
       out[k] = float(v)
-  for k, v in summary.items():
-    if k in ("final", "steps", "devices", "processes") or k in out:
-      continue
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-      out[k] = float(v)
+
+  def walk(prefix, node):
+    for k, v in node.items():
+      key = f"{prefix}{k}"
+      if isinstance(v, Mapping):
+        walk(key + "/", v)
+      elif isinstance(v, (int, float)) and not isinstance(v, bool) and key not in out:
+        out[key] = float(v)
+
+  walk("", {k: v for k, v in summary.items() if k not in _SKIP})
   return out
 
 

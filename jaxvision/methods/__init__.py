@@ -2,6 +2,7 @@
 from jaxvision.methods import classify  # noqa: F401
 from jaxvision.methods import clr_rnf  # noqa: F401
 from jaxvision.methods import dcl  # noqa: F401
+from jaxvision.methods import decloss  # noqa: F401
 from jaxvision.methods import gcc  # noqa: F401
 from jaxvision.methods import intraq  # noqa: F401
 from jaxvision.methods import laconv  # noqa: F401

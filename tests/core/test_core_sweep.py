@@ -57,3 +57,13 @@ def test_paired_difference_to_a_reference_variant(tmp_path):
   assert "vs_reference" not in out["variants"]["lr=0.0"]
   with pytest.raises(ConfigError, match="not a variant"):
     sweep.run(c, str(tmp_path), sweep={"optims.student.lr": [0.0]}, train_fn=fake, reference="x")
+
+
+def test_nested_summary_fields_are_aggregated(tmp_path):
+  c = config_lib.base_config()
+  fake = lambda cfg, d: {"final": {}, "variants": {"l1": {"psnr": 30.0 + 2 * cfg.seed}},
+                         "speed": {"ratio": 2.0}, "config": {"x": 1}, "name": "edsr"}
+  out = sweep.run(c, str(tmp_path), seeds=2, train_fn=fake)
+  st = out["variants"]["run"]["stats"]
+  assert st["variants/l1/psnr"] == {"mean": 31.0, "std": 1.0, "n": 2}
+  assert st["speed/ratio"]["mean"] == 2.0 and "config/x" not in st
