@@ -18,10 +18,10 @@ Variants (``--config=configs/gcc.py:<variant>[,demo|smoke]``), recipe table of t
   srgan_x4                      SRResNet / VGG-style D, vanilla GAN
   <task>_pretrain               the sparsity pre-training stage of <task> (epochs / 10) and
                                 the pruning transition only
-  Real datasets (cityscapes_pix2pix, edges2shoes, horse2zebra, celeb_a, sr_coco) are user-
-  prepared sources that the data package does not provide yet: the run stops at start-up
-  listing the registered datasets. The GCC loop implements the paired (Pix2Pix) task; the
-  cyclegan / sagan / srgan variants stop at start-up with one line (gcc.task).
+  Pix2Pix data: the official aligned A|B folders (`cityscapes_pix2pix`, `edges2shoes`,
+  jaxvision/methods/gcc/data.py) in --config.dataset.data_dir. The GCC loop implements the
+  paired (Pix2Pix) task only: the cyclegan / sagan / srgan recipes are listed for reference
+  and are not selectable yet (their models, losses and pruning are in jaxvision.methods.gcc).
   Official-code behaviours kept by default behind flags: gcc.teacher_gap_ema (False),
   arch batch = a second draw of the training set (the second half of each batch).
   Fixed code bugs: Pix2Pix `lottery_path` TypeError (not reproduced: no such argument),
@@ -62,7 +62,10 @@ TASKS = {
         "target_macs": 0.20e9, "prune_tolerance": 0.01e9, "macs_input_shape": (24, 24, 3)},
         (30, 0), 16),
 }
-VARIANTS = tuple(TASKS) + tuple(f"{t}_pretrain" for t in TASKS)
+# Selectable variants: the tasks the GCC loop implements (paired Pix2Pix). The CycleGAN / SAGAN /
+# SRGAN recipes above are kept for reference; their training loops are not implemented yet.
+IMPLEMENTED = ("pix2pix_cityscapes", "pix2pix_edges2shoes")
+VARIANTS = IMPLEMENTED + tuple(f"{t}_pretrain" for t in IMPLEMENTED)
 
 
 def _unet_roles(teacher_ngf, proto_ngf, ndf, num_downs=8):
@@ -111,7 +114,8 @@ def get_config(arg=None):
   c.gcc.gcc_steps = 0
   c.gcc.arch_lr_step_epochs = 0.0 if task.startswith("sagan") else float(max(n_const - 1, 1))
   c.models = (_unet_roles(64, 32, 128) if task.startswith("pix2pix") else _other_roles(task))
-  adam = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, weight_decay=0.0, schedule="linear")
+  adam = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, weight_decay=0.0, schedule="linear",
+              decay_start_epochs=float(n_const))  # constant, then linear decay to 0
   c.optims = ml_collections.ConfigDict({
       "generator": config_lib.optim_block(**adam),
       "discriminator": config_lib.optim_block(**adam),

@@ -55,7 +55,7 @@ def optim_block(**overrides) -> ml_collections.ConfigDict:
       "name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": False,
       "weight_decay": 5e-4, "schedule": "cosine", "milestones_epochs": (),
       "gamma": 0.1, "warmup_epochs": 0.0, "label_smoothing": 0.0,
-      "b1": 0.9, "b2": 0.999})
+      "b1": 0.9, "b2": 0.999, "decay_start_epochs": 0.0})
   c.update(overrides)
   return c
 

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-SCHEDULES = ("constant", "cosine", "step", "multistep")
+SCHEDULES = ("constant", "cosine", "step", "multistep", "linear")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
@@ -22,6 +22,8 @@ def lr_schedule(cfg, steps_per_epoch: int, total_steps: int) -> Callable[[Any], 
 
   cosine: lr * (1 + cos(pi * t / T)) / 2 over the steps after warm-up.
   step/multistep: lr * gamma ** (number of `milestones_epochs` passed).
+  linear: lr until `decay_start_epochs`, then linearly to 0 at the last step (Pix2Pix/CycleGAN:
+    lr * (1 - max(0, t - start) / (T - start + 1))).
   warmup_epochs: lr * (step + 1) / warmup_steps for the first warmup_steps.
   """
   if cfg.schedule not in SCHEDULES:
@@ -36,6 +38,9 @@ def lr_schedule(cfg, steps_per_epoch: int, total_steps: int) -> Callable[[Any], 
     step = jnp.asarray(step, jnp.float32)
     if cfg.schedule == "constant":
       lr = jnp.asarray(base, jnp.float32)
+    elif cfg.schedule == "linear":
+      start = int(round(float(cfg.get("decay_start_epochs", 0.0)) * steps_per_epoch))
+      lr = base * (1.0 - jnp.maximum(0.0, step - start) / max(total - start + 1, 1))
     elif cfg.schedule == "cosine":
       t = jnp.clip((step - warmup) / max(total - warmup, 1), 0.0, 1.0)
       lr = base * 0.5 * (1.0 + jnp.cos(jnp.pi * t))

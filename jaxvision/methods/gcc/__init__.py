@@ -29,5 +29,6 @@ __all__ = [
 ]
 
 from jaxvision.methods.gcc.method import GCC  # noqa: E402  (registers "gcc" in METHODS)
+from jaxvision.methods.gcc import data  # noqa: F401,E402  (registers the Pix2Pix datasets)
 
 __all__ += ["GCC"]
