@@ -29,6 +29,10 @@ no_intra, no_inter (ablations).
   python -m jaxvision.main --config=configs/dcl.py:ffpp_c23 --workdir=/tmp/dcl_ffpp \\
       --config.dataset.data_dir=~/ffpp --config.models.student.init.torch_checkpoint=b4_ns.pth
 """
+
+# The :smoke run (train, eval, checkpoint, exact resume) is tested by this file; the
+# generic tests/configs smoke test does not run it a second time.
+SMOKE_TESTED_BY = "tests/methods/dcl/test_dcl_method.py"
 import ml_collections
 
 from jaxvision import config_lib

@@ -40,6 +40,10 @@ Command::
 
   python -m jaxvision.main --config=configs/decloss.py:demo --workdir=/tmp/dl_demo
 """
+
+# The :smoke run (train, eval, checkpoint, exact resume) is tested by this file; the
+# generic tests/configs smoke test does not run it a second time.
+SMOKE_TESTED_BY = "tests/methods/decloss/test_decloss_method.py"
 import ml_collections
 
 from jaxvision import config_lib

@@ -39,6 +39,10 @@ Command (one run; then the three ablation rows over 3 seeds, mean ± std in summ
   python -m jaxvision.main --config=configs/gcc.py:pix2pix_cityscapes,demo --workdir=/tmp/gcc_abl \\
       --seeds=3 --sweep='gcc.selective_d,gcc.online_kd=(False,False),(True,False),(True,True)'
 """
+
+# The :smoke run (train, eval, checkpoint, exact resume) is tested by this file; the
+# generic tests/configs smoke test does not run it a second time.
+SMOKE_TESTED_BY = "tests/methods/gcc/test_gcc_method.py"
 import ml_collections
 
 from jaxvision import config_lib

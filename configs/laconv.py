@@ -35,6 +35,10 @@ Expected (official MODEL_ZOO, with 0.2M-image VL pre-training; REC accuracy %, R
 val/testA/testB): LaConvNet-S 80.26/83.51/75.28, -B 84.30/87.27/79.73 (RES mIoU S 67.64/72.21/
 67.29). From scratch on RefCOCO alone: not run.
 """
+
+# The :smoke run (train, eval, checkpoint, exact resume) is tested by this file; the
+# generic tests/configs smoke test does not run it a second time.
+SMOKE_TESTED_BY = "tests/methods/laconv/test_laconv_method.py"
 import ml_collections
 
 from jaxvision import config_lib

@@ -22,6 +22,10 @@ Variants (``--config=configs/llta.py:<variant>[,demo|smoke]``):
       --config.dataset.data_dir=~/tensorflow_datasets \\
       --config.models.surrogate.init.torch_checkpoint=resnet50-19c8e357.pth ...
 """
+
+# The :smoke run (train, eval, checkpoint, exact resume) is tested by this file; the
+# generic tests/configs smoke test does not run it a second time.
+SMOKE_TESTED_BY = "tests/methods/llta/test_llta_method.py"
 import ml_collections
 
 from jaxvision import config_lib
