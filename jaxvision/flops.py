@@ -119,7 +119,11 @@ def _resolve_model(model_or_name, widths, build_kw):
   import jaxvision.models as models
   builder = MODELS.get(model_or_name)
   kw = dict(build_kw)
-  num_classes = kw.pop("num_classes", None) or _default_num_classes(builder)
+  num_classes = kw.pop("num_classes", None)
+  if num_classes is None:
+    num_classes = _default_num_classes(builder)
+  elif int(num_classes) < 1:
+    raise ValueError(f"num_classes={num_classes} must be >= 1 (omit it for the model's default)")
   model = nnx.eval_shape(lambda: models.build(model_or_name, num_classes, rngs=nnx.Rngs(0),
                                               widths=widths, **kw))
   return model, builder.input_shape
@@ -154,6 +158,9 @@ def count(model_or_name: nnx.Module | str, input_shape: Sequence[int] | None = N
     input_shape = (1,) + input_shape
   if len(input_shape) != 4:
     raise ValueError(f"input_shape must be (H, W, C) or (B, H, W, C), got {input_shape}.")
+  if min(input_shape) < 1:
+    raise ValueError(f"input_shape {input_shape} has a dimension < 1; every dimension must be "
+                     f">= 1, e.g. 32,32,3")
 
   graphdef, state = nnx.split(model)
   records: list = []
@@ -229,12 +236,16 @@ def main(argv: Sequence[str] | None = None) -> int:
   p.add_argument("--kw", action="append", default=[], help="extra build kwarg key=value")
   p.add_argument("--json", action="store_true", help="print one JSON object")
   a = p.parse_args(argv)
-  kw = _parse_kv(a.kw)
-  if a.num_classes is not None:
-    kw["num_classes"] = a.num_classes
-  shape = [int(s) for s in a.input_shape.split(",")] if a.input_shape else None
-  res = count(a.model, input_shape=shape, convention=a.convention, widths=_parse_widths(a.widths),
-              **kw)
+  try:
+    kw = _parse_kv(a.kw)
+    if a.num_classes is not None:
+      kw["num_classes"] = a.num_classes
+    shape = [int(s) for s in a.input_shape.split(",")] if a.input_shape else None
+    res = count(a.model, input_shape=shape, convention=a.convention,
+                widths=_parse_widths(a.widths), **kw)
+  except (ValueError, KeyError, TypeError) as e:  # one line, not a traceback
+    print(f"jaxvision.flops: error: {str(e).strip(chr(39))}", file=sys.stderr)
+    return 2
   if a.json:
     res = dict(res, model=a.model, layers=[dict(l, in_shape=list(l["in_shape"]),
                                                  out_shape=list(l["out_shape"]))

@@ -112,3 +112,14 @@ def test_cli_json():
   r = flops.count("resnet20", widths=[8] * 9, num_classes=100)
   assert res["flops"] == r["flops"] and res["params"] == r["params"]
   assert res["layers"][-1]["out_shape"] == [1, 100]
+
+
+def test_cli_user_errors_are_one_line(capsys):
+  from jaxvision import flops
+  for argv, msg in ((["--model=cnn_small", "--num-classes=0"], "num_classes=0"),
+                    (["--model=cnn_small", "--input-shape=0,32,3"], "dimension < 1"),
+                    (["--model=no_such_model"], "unknown model"),
+                    (["--model=cnn_small", "--input-shape=abc"], "invalid literal")):
+    assert flops.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1, err
