@@ -309,8 +309,7 @@ class Trainer:
   # ------------------------------------------------------------------- run
   def run(self, stop_at_step: Optional[int] = None) -> dict:
     """Trains to the end (or to `stop_at_step`, simulating preemption)."""
-    cfg, ctx = self.config, self.ctx
-    with log_lib.WorkdirLock(self.workdir, ctx.is_main):
+    with log_lib.WorkdirLock(self.workdir, self.ctx.is_main):
       return self._run(stop_at_step)
 
   def _run(self, stop_at_step):
@@ -418,13 +417,12 @@ class Trainer:
               if stage.seconds is not None and step > start and should_stop(step, stage)[1]:
                 break
               step_started = clock.stage
-              with clock.train():
-                if batches is not None:
-                  state, metrics = train_fn(state, shard_lib.global_batch(next(batches), self.mesh))
-                else:
-                  state, metrics = train_fn(state)
-                if stage.seconds is not None:
-                  jax.block_until_ready(metrics)
+              if batches is not None:
+                state, metrics = train_fn(state, shard_lib.global_batch(next(batches), self.mesh))
+              else:
+                state, metrics = train_fn(state)
+              if stage.seconds is not None:  # the budget counts finished steps
+                jax.block_until_ready(metrics)
               step += 1
               bar.update(1)
               if step % cfg.log_every == 0 or step == end:
@@ -577,10 +575,6 @@ class _Clock:
   @property
   def stage(self) -> float:
     return self.stage_base + self._elapsed()
-
-  @contextlib.contextmanager
-  def train(self):
-    yield
 
   @contextlib.contextmanager
   def eval(self):

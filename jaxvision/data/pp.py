@@ -322,27 +322,26 @@ def decode(keys: Sequence[str] = ("image",)) -> Op:
   return fn
 
 
-@register("inception_crop")
-def inception_crop(size: int = 224, keys: Sequence[str] = ("image",)) -> Op:
-  """torchvision RandomResizedCrop per example (PIL bilinear)."""
+def _per_example(op: str, keys: Sequence[str], one) -> Op:
+  """An op that maps `one(example, rng)` over the examples of each key and stacks them."""
   def fn(batch, rng):
     out = dict(batch)
     for k in keys:
-      out[k] = np.stack([ops.inception_crop(np.asarray(v), size, rng)
-                         for v in _get(batch, k, "inception_crop")])
+      out[k] = np.stack([one(np.asarray(v), rng) for v in _get(batch, k, op)])
     return out
   return fn
+
+
+@register("inception_crop")
+def inception_crop(size: int = 224, keys: Sequence[str] = ("image",)) -> Op:
+  """torchvision RandomResizedCrop per example (PIL bilinear)."""
+  return _per_example("inception_crop", keys, lambda v, rng: ops.inception_crop(v, size, rng))
 
 
 @register("resize_center_crop")
 def resize_center_crop(resize: int = 256, crop: int = 224, keys: Sequence[str] = ("image",)) -> Op:
-  def fn(batch, rng):
-    out = dict(batch)
-    for k in keys:
-      out[k] = np.stack([ops.resize_center_crop(np.asarray(v), resize, crop)
-                         for v in _get(batch, k, "resize_center_crop")])
-    return out
-  return fn
+  return _per_example("resize_center_crop", keys,
+                      lambda v, rng: ops.resize_center_crop(v, resize, crop))
 
 
 @register("keep")

@@ -36,8 +36,9 @@ def scale_width(w: int, mult: float) -> int:
 
 
 def check_widths(name: str, widths: Sequence[int] | None, expected_len: int,
-                 fmt: str) -> list[int] | None:
-  """Validates a flat list of positive ints; returns it as a list (None passes)."""
+                 fmt: str, allow_zero: bool = False) -> list[int] | None:
+  """Validates a flat list of positive ints (>= 0 with `allow_zero`, e.g. a pruned-away
+  block); returns it as a list (None passes)."""
   if widths is None:
     return None
   try:
@@ -48,9 +49,10 @@ def check_widths(name: str, widths: Sequence[int] | None, expected_len: int,
     raise ValueError(f"{name}: widths must have {expected_len} entries ({fmt}); "
                      f"got {len(widths)}. See {name} docstring or "
                      f"jaxvision.models.default_widths('{name}').")
-  bad = [i for i, w in enumerate(widths) if w < 1]
+  low = 0 if allow_zero else 1
+  bad = [i for i, w in enumerate(widths) if w < low]
   if bad:
-    raise ValueError(f"{name}: every width must be >= 1; entries {bad} are not ({widths}).")
+    raise ValueError(f"{name}: every width must be >= {low}; entries {bad} are not ({widths}).")
   return widths
 
 

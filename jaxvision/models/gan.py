@@ -223,23 +223,6 @@ def _lrelu(x, slope=0.2):
   return jax.nn.leaky_relu(x, slope)
 
 
-def _check_int_list(name, widths, n, fmt, allow_zero=False):
-  if widths is None:
-    return None
-  try:
-    widths = [int(w) for w in widths]
-  except (TypeError, ValueError) as e:
-    raise TypeError(f"{name}: widths must be a flat list of ints ({fmt}); got {widths!r}.") from e
-  if len(widths) != n:
-    raise ValueError(f"{name}: widths must have {n} entries ({fmt}); got {len(widths)}. "
-                     f"See jaxvision.models.default_widths('{name}').")
-  bad = [i for i, w in enumerate(widths) if w < (0 if allow_zero else 1)]
-  if bad:
-    lim = ">= 0" if allow_zero else ">= 1"
-    raise ValueError(f"{name}: every width must be {lim}; entries {bad} are not ({widths}).")
-  return widths
-
-
 # ----------------------------------------------------------------------------- Pix2Pix U-Net
 
 
@@ -297,7 +280,7 @@ class UnetGenerator(nnx.Module):
     name = "pix2pix_unet"
     if widths is None:
       widths = UnetGenerator.default_widths(ngf=ngf, num_downs=n)
-    widths = _check_int_list(name, widths, 2 * n - 1, f"[d_1..d_{n}, u_{n}..u_2]", True)
+    widths = common.check_widths(name, widths, 2 * n - 1, f"[d_1..d_{n}, u_{n}..u_2]", True)
     d = [None] + widths[:n]                                  # d[i], i = 1..n
     u = [None, num_classes] + [widths[2 * n - i] for i in range(2, n + 1)]  # u[i], i = 1..n
     if d[1] == 0:
@@ -399,7 +382,7 @@ class PatchDiscriminator(nnx.Module):
     ndf = common.scale_width(ndf, width_multiplier)
     if widths is None:
       widths = PatchDiscriminator.default_widths(ndf=ndf, n_layers=n_layers)
-    widths = _check_int_list("patchgan", widths, n_layers + 1, "[w_0..w_n_layers]")
+    widths = common.check_widths("patchgan", widths, n_layers + 1, "[w_0..w_n_layers]")
     self.widths, self.n_layers, self.norm, self.dtype = list(widths), n_layers, norm, dtype
     self.gated = bool(gates)
     ckw = dict(rngs=rngs, dtype=dtype, kernel_init=normal02)
@@ -558,7 +541,7 @@ class MobileResnetGenerator(_ResnetGeneratorBase):
     ngf = common.scale_width(ngf, width_multiplier)
     if widths is None:
       widths = MobileResnetGenerator.default_widths(ngf=ngf, n_blocks=n_blocks)
-    widths = _check_int_list(self._name, widths, 5 + 2 * n_blocks,
+    widths = common.check_widths(self._name, widths, 5 + 2 * n_blocks,
                              "[c0, c1, c2, (mid, res) x n_blocks, u1, u2]", allow_zero=True)
     zero = [i for i, w in enumerate(widths) if w == 0 and not (3 <= i < 3 + 2 * n_blocks
                                                               and (i - 3) % 2 == 0)]
@@ -601,7 +584,7 @@ class ResnetGenerator(_ResnetGeneratorBase):
     ngf = common.scale_width(ngf, width_multiplier)
     if widths is None:
       widths = ResnetGenerator.default_widths(ngf=ngf, n_blocks=n_blocks)
-    widths = _check_int_list(self._name, widths, 5 + n_blocks,
+    widths = common.check_widths(self._name, widths, 5 + n_blocks,
                              "[c0, c1, c2, mid_1..mid_n, u1, u2]")
     self.widths = list(widths)
     self._build(num_classes, widths, n_blocks, in_channels, rngs, dtype, ResnetBlock)
@@ -640,7 +623,7 @@ class SAGANGenerator(nnx.Module):
     ngf = common.scale_width(ngf, width_multiplier)
     if widths is None:
       widths = SAGANGenerator.default_widths(ngf=ngf)
-    widths = _check_int_list("sagan_generator", widths, 4, "[c1, c2, c3, c4]")
+    widths = common.check_widths("sagan_generator", widths, 4, "[c1, c2, c3, c4]")
     self.widths, self.z_dim, self.dtype = list(widths), z_dim, dtype
     ti = dict(rngs=rngs, dtype=dtype, kernel_init=torch_default)
     cin = z_dim
@@ -698,7 +681,7 @@ class SAGANDiscriminator(nnx.Module):
     ndf = common.scale_width(ndf, width_multiplier)
     if widths is None:
       widths = SAGANDiscriminator.default_widths(ndf=ndf)
-    widths = _check_int_list("sagan_discriminator", widths, 4, "[w1, w2, w3, w4]")
+    widths = common.check_widths("sagan_discriminator", widths, 4, "[w1, w2, w3, w4]")
     self.widths, self.dtype, self.gated = list(widths), dtype, bool(gates)
     ti = dict(rngs=rngs, dtype=dtype, kernel_init=torch_default, bias=True)
     cin, sn = in_channels, []
@@ -788,7 +771,7 @@ class SRResNet(nnx.Module):
     n_channels = common.scale_width(n_channels, width_multiplier)
     if widths is None:
       widths = SRResNet.default_widths(n_channels=n_channels, n_blocks=n_blocks)
-    widths = _check_int_list("srresnet", widths, 1 + n_blocks, "[c, inner_1..inner_n]")
+    widths = common.check_widths("srresnet", widths, 1 + n_blocks, "[c, inner_1..inner_n]")
     c = widths[0]
     self.widths, self.n_blocks, self.dtype = list(widths), n_blocks, dtype
     kw = dict(rngs=rngs, dtype=dtype, kernel_init=torch_default, bias=True)
@@ -844,7 +827,7 @@ class SRDiscriminator(nnx.Module):
     n_channels = common.scale_width(n_channels, width_multiplier)
     if widths is None:
       widths = SRDiscriminator.default_widths(n_channels=n_channels, n_blocks=n_blocks)
-    widths = _check_int_list("srgan_discriminator", widths, n_blocks, f"{n_blocks} block widths")
+    widths = common.check_widths("srgan_discriminator", widths, n_blocks, f"{n_blocks} block widths")
     self.widths, self.dtype, self.gated = list(widths), dtype, bool(gates)
     kw = dict(rngs=rngs, dtype=dtype, kernel_init=torch_default, bias=True)
     convs, bns, cin = [], [], in_channels

@@ -23,6 +23,7 @@ def test_parse_sweep():
 def test_run_aggregates_seeds_and_variants(tmp_path):
   c = config_lib.base_config()
   c.seed = 10
+  c.optims.student.lr = 0.05  # not a swept value: must survive the sweep untouched
   seen = []
 
   def fake_train(cfg, workdir):  # a deterministic stand-in for loop.train
@@ -39,7 +40,7 @@ def test_run_aggregates_seeds_and_variants(tmp_path):
   assert st["n"] == 3 and out["variants"]["lr=0.1"]["stats"]["flops"]["std"] == 0.0
   assert json.load(open(tmp_path / "summary.json"))["seeds"] == [10, 11, 12]
   assert "| lr=0.1 (n=3) |" in sweep.format_table(out["variants"])
-  assert c.seed == 10 and c.optims.student.lr == 0.1  # the caller's config is untouched
+  assert c.seed == 10 and c.optims.student.lr == 0.05  # the caller's config is untouched
   rows = sweep.run(c, str(tmp_path / "rows"), sweep={("optims.student.lr", "seed"): [(0.1, 1), (0.2, 2)]},
                    train_fn=fake_train)
   assert set(rows["variants"]) == {"lr=0.1,seed=1", "lr=0.2,seed=2"}  # rows, not a product

@@ -33,8 +33,8 @@ def _corners(b, fmt):
   return b
 
 
-def box_iou(a, b, fmt: str = "cxcywh"):
-  """Elementwise (broadcast) IoU of boxes a, b: [..., 4] -> [...]. Empty unions give 0."""
+def _iou_parts(a, b, fmt: str):
+  """(corners a, corners b, IoU, union) of boxes a, b: [..., 4]."""
   a, b = _corners(jnp.asarray(a, jnp.float32), fmt), _corners(jnp.asarray(b, jnp.float32), fmt)
   tl = jnp.maximum(a[..., :2], b[..., :2])
   br = jnp.minimum(a[..., 2:], b[..., 2:])
@@ -42,19 +42,17 @@ def box_iou(a, b, fmt: str = "cxcywh"):
   area_a = jnp.prod(jnp.clip(a[..., 2:] - a[..., :2], 0.0), axis=-1)
   area_b = jnp.prod(jnp.clip(b[..., 2:] - b[..., :2], 0.0), axis=-1)
   union = area_a + area_b - inter
-  return jnp.where(union > 0, inter / jnp.maximum(union, EPS), 0.0)
+  return a, b, jnp.where(union > 0, inter / jnp.maximum(union, EPS), 0.0), union
+
+
+def box_iou(a, b, fmt: str = "cxcywh"):
+  """Elementwise (broadcast) IoU of boxes a, b: [..., 4] -> [...]. Empty unions give 0."""
+  return _iou_parts(a, b, fmt)[2]
 
 
 def box_giou(a, b, fmt: str = "cxcywh"):
   """Elementwise generalised IoU: IoU - |C \\ (A u B)| / |C| with C the enclosing box."""
-  a, b = _corners(jnp.asarray(a, jnp.float32), fmt), _corners(jnp.asarray(b, jnp.float32), fmt)
-  tl = jnp.maximum(a[..., :2], b[..., :2])
-  br = jnp.minimum(a[..., 2:], b[..., 2:])
-  inter = jnp.prod(jnp.clip(br - tl, 0.0), axis=-1)
-  area_a = jnp.prod(jnp.clip(a[..., 2:] - a[..., :2], 0.0), axis=-1)
-  area_b = jnp.prod(jnp.clip(b[..., 2:] - b[..., :2], 0.0), axis=-1)
-  union = area_a + area_b - inter
-  iou = jnp.where(union > 0, inter / jnp.maximum(union, EPS), 0.0)
+  a, b, iou, union = _iou_parts(a, b, fmt)
   c = jnp.prod(jnp.maximum(a[..., 2:], b[..., 2:]) - jnp.minimum(a[..., :2], b[..., :2]), axis=-1)
   return iou - jnp.where(c > 0, (c - union) / jnp.maximum(c, EPS), 0.0)
 
