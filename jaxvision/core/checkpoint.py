@@ -14,10 +14,22 @@ import jax
 import orbax.checkpoint as ocp
 
 
+def _array_handler() -> None:
+  """Replica-parallel saving (orbax's default off GPU) splits every replicated leaf
+  between its replicas with one compiled slice per leaf shape: hundreds of compiles per
+  run and no gain within one process. It is kept where it spreads writes over hosts."""
+  parallel = jax.process_count() > 1
+  current = ocp.type_handlers.get_type_handler(jax.Array)
+  if getattr(current, "_use_replica_parallel", parallel) != parallel:
+    ocp.type_handlers.register_type_handler(
+        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=parallel), override=True)
+
+
 class Checkpointer:
   """Thin wrapper over ocp.CheckpointManager for `workdir/checkpoints`."""
 
   def __init__(self, workdir: str, keep: int = 2, async_save: bool = True):
+    _array_handler()
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
     opts = ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), create=True,
                                         enable_async_checkpointing=async_save)

@@ -105,10 +105,19 @@ def test_fingerprint_covers_optimizers_and_method_options(finished, load_config)
 def test_divergence_guard_rejects_exploded_finite_weights(finished, load_config):
   d, t = finished
   state = jax.tree.map(lambda x: x * 1e6 if np.issubdtype(x.dtype, np.floating) else x, t.state)
-  meta = {"norm_at_first_save": float(loop._param_norm(t.state["models"]))}
+  finite, norm = loop._health(t.state)
+  big_finite, big = loop._health(state)
+  assert bool(finite) and bool(big_finite)
+  np.testing.assert_allclose(float(big), 1e6 * float(norm), rtol=1e-5)
+  sq = sum(float(np.sum(np.square(np.asarray(x, np.float64))))
+           for x in jax.tree.leaves(jax.device_get(t.state["models"]))
+           if np.issubdtype(x.dtype, np.floating))
+  np.testing.assert_allclose(float(norm), np.sqrt(sq), rtol=1e-5)
+  assert not bool(loop._health(jax.tree.map(lambda x: x * np.nan, t.state))[0])
+  meta = {"norm_at_first_save": float(norm)}
   with pytest.raises(loop.TrainingDivergedError, match="lower learning rate"):
-    t._check_norm_growth(state, meta, 9, 6)
-  t._check_norm_growth(t.state, meta, 9, 6)  # the run's own weights pass
+    t._check_norm_growth(float(big), meta, 9, 6)
+  t._check_norm_growth(float(norm), meta, 9, 6)  # the run's own weights pass
 
 
 def test_logs_without_checkpoints_are_moved_aside(finished, load_config, tmp_path, capsys):
