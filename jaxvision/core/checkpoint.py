@@ -21,8 +21,14 @@ def _array_handler() -> None:
   parallel = jax.process_count() > 1
   current = ocp.type_handlers.get_type_handler(jax.Array)
   if getattr(current, "_use_replica_parallel", parallel) != parallel:
-    ocp.type_handlers.register_type_handler(
-        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=parallel), override=True)
+    from absl import logging as absl_logging
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # orbax warns about every override
+    try:
+      ocp.type_handlers.register_type_handler(
+          jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=parallel), override=True)
+    finally:
+      absl_logging.set_verbosity(level)
 
 
 class Checkpointer:
