@@ -29,6 +29,8 @@ LACONV = ["tokenizers>=0.20"]  # word-level tokenizer for referring expressions 
 
 EXTRAS = {
     "laconv": LACONV,
+    # LFPNet demo's classical baselines (closed-form / KNN matting); pulls numba.
+    "matting": ["pymatting>=1.1"],
     # AutoDL's learners and record format (TFRecord without TensorFlow, LightGBM, log-mel).
     "autodl": AUTODL,
     "test": ["pytest>=8", "pytest-xdist>=3.5", "nbclient>=0.10", "nbformat>=5.10",

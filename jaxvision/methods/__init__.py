@@ -7,5 +7,5 @@ from jaxvision.methods import gcc  # noqa: F401
 from jaxvision.methods import intraq  # noqa: F401
 from jaxvision.methods import laconv  # noqa: F401
 from jaxvision.methods import llta  # noqa: F401
-from jaxvision.methods import lfpnet  # noqa: F401  (model parts, inference, import; no Method yet)
+from jaxvision.methods import lfpnet  # noqa: F401  (the 'lfpnet' method, the 'comp1k_folder' dataset)
 from jaxvision.methods import optg  # noqa: F401

@@ -97,19 +97,32 @@ def make_trimap(alpha: np.ndarray, rng: np.random.Generator, k_range: tuple[int,
   return t
 
 
-def squared_edt_jax(mask):
+def squared_edt_jax(mask, max_elems: int = 1 << 24):
   """Exact squared Euclidean distance to the nearest True pixel, in jnp (jit-able, for encoding
   inside a training step). mask: [B, H, W] bool -> [B, H, W] float32; +inf-like (1e30) where
-  the image has no True pixel. Separable brute force: O(H W (H + W)) per image."""
+  the image has no True pixel. Separable brute force: O(H W (H + W)) per image; when one pass
+  would hold more than `max_elems` floats it runs row by row (lax.map), so memory stays
+  O(B W^2 + B H W) at any size."""
+  import jax  # pylint: disable=import-outside-toplevel
   import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
   b, h, w = mask.shape
   big = jnp.float32(1e30)
   xs = jnp.arange(w, dtype=jnp.float32)
   ys = jnp.arange(h, dtype=jnp.float32)
+  dx2 = (xs[:, None] - xs[None, :]) ** 2  # [x, x']
+  small = b * h * w * max(h, w) <= max_elems
   # g[b, y, x] = min_x' (x - x')^2 over True pixels of row y.
-  g = jnp.min(jnp.where(mask[:, :, None, :], (xs[:, None] - xs[None, :]) ** 2, big), axis=-1)
+  if small:
+    g = jnp.min(jnp.where(mask[:, :, None, :], dx2, big), axis=-1)
+  else:
+    g = jax.lax.map(lambda row: jnp.min(jnp.where(row[:, None, :], dx2, big), axis=-1),
+                    jnp.moveaxis(mask, 1, 0))  # [h, b, w]
+    g = jnp.moveaxis(g, 0, 1)
   # d[b, y, x] = min_y' (y - y')^2 + g[b, y', x].
-  return jnp.min((ys[:, None, None] - ys[None, :, None]) ** 2 + g[:, None, :, :], axis=2)
+  if small:
+    return jnp.min((ys[:, None, None] - ys[None, :, None]) ** 2 + g[:, None, :, :], axis=2)
+  d = jax.lax.map(lambda y: jnp.min((y - ys)[None, :, None] ** 2 + g, axis=1), ys)  # [h, b, w]
+  return jnp.moveaxis(d, 0, 1)
 
 
 def encode_jax(image, trimap):
