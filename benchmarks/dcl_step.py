@@ -1,6 +1,6 @@
 """DCL train step vs the CE-only step on the same backbone and views (ratio), and img/s.
 
-    python benchmarks/dcl_step.py                      # CPU: tiny EfficientNet-B0 at 96 px
+    python benchmarks/dcl_step.py                      # CPU: the :demo net, tiny B0 at 72 px
     python benchmarks/dcl_step.py --backbone tf_efficientnet_b4 --size 299 --batch 32 \\
         --width 1.0 --depth 1.0 --dtype bfloat16 --queue 32768 [--json out.json]   # GPU
 
@@ -50,10 +50,10 @@ def time_step(fn, state, batch, iters: int) -> float:
 def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("--backbone", default="efficientnet_b0")
-  p.add_argument("--size", type=int, default=96)
+  p.add_argument("--size", type=int, default=72)
   p.add_argument("--batch", type=int, default=32)
   p.add_argument("--width", type=float, default=0.25)
-  p.add_argument("--depth", type=float, default=0.34)
+  p.add_argument("--depth", type=float, default=0.25)
   p.add_argument("--dtype", default="float32")
   p.add_argument("--queue", type=int, default=1024)
   p.add_argument("--iters", type=int, default=5)

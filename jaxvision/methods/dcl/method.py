@@ -5,7 +5,8 @@ Roles: "student" = the query encoder f_q (a "dcl_net" model: backbone + 1x1 feat
 extras: "memory" (two class queues, pointers, prototypes). Mode `ce` (the CE-only baseline)
 has no key encoder and no memory. Views are made on device inside the step.
 Prediction "forgery": {"score": p_fake, "label", "video_id"} for the `forgery` evaluator
-(frame- and video-level AUC / EER / ACC).
+(frame- and video-level AUC / EER / ACC) or `dcl_forgery` (the same, plus roc.png per test set
+written by `summary` at the end of the run).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from flax import nnx
 from jaxvision.core import roles
 from jaxvision.core.method import Method, RunContext, Stage
 from jaxvision.core.registry import METHODS
-from jaxvision.methods.dcl import step as S
+from jaxvision.methods.dcl import roc, step as S
 from jaxvision.methods.dcl.config import MODES
 from jaxvision.methods.dcl.objective import ObjectiveConfig
 from jaxvision.methods.dcl.queues import QueueConfig, check_queue_config, init_memory
@@ -153,6 +154,19 @@ def summary(ctx: RunContext, state, meta) -> dict:
   if "memory" in state.get("extras", {}):
     mem = state["extras"]["memory"]
     out["queue_ptr"] = {"real": int(mem["ptr_real"]), "fake": int(mem["ptr_fake"])}
+  # ROC PNGs of the final evaluation (recorded by the `dcl_forgery` evaluators).
+  step = int(state["step"])
+  if ctx.is_main and ctx.workdir:
+    try:
+      pngs = roc.write_pngs(ctx.workdir, list(ctx.config.get("evals", {})), step,
+                            f"DCL mode={c.mode}")
+    except OSError as e:  # a read-only workdir must not lose the summary
+      out["roc_png_error"] = str(e)
+    else:
+      if pngs:
+        out["roc_png"] = pngs
+  else:
+    roc.take_curves(list(ctx.config.get("evals", {})), step)
   return out
 
 

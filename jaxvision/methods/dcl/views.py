@@ -92,9 +92,13 @@ def to_unit(images: jax.Array) -> jax.Array:
 
 
 def srm(x: jax.Array) -> jax.Array:
-  """SRM residuals: x [B, H, W, 3] -> [B, H, W, 3], 5x5 conv, zero padding 2, no bias."""
-  k = jnp.asarray(np.broadcast_to(SRM_KERNELS[:, None], (3, 3, 5, 5)).transpose(2, 3, 1, 0))
-  return jax.lax.conv_general_dilated(x.astype(jnp.float32), k, (1, 1), ((2, 2), (2, 2)),
+  """SRM residuals: x [B, H, W, 3] -> [B, H, W, 3], 5x5 conv, zero padding 2, no bias.
+
+  Every output channel applies its kernel to all 3 input channels alike, so the conv runs on
+  the channel sum (1 -> 3 channels; the same value as the 3 -> 3 conv, a third of the work)."""
+  k = jnp.asarray(SRM_KERNELS.transpose(1, 2, 0)[:, :, None, :])   # [5, 5, 1, 3]
+  xs = x.astype(jnp.float32).sum(-1, keepdims=True)
+  return jax.lax.conv_general_dilated(xs, k, (1, 1), ((2, 2), (2, 2)),
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
@@ -115,17 +119,32 @@ def random_patch(x: jax.Array, perm: jax.Array, grid: int = 3) -> jax.Array:
   return x.at[:, :grid * w, :grid * w].set(t.reshape(core.shape))
 
 
+def _mirror(i: jax.Array, n: int) -> jax.Array:
+  """Integer indices reflected into [0, n) without repeating the edge (reflect-101)."""
+  if n == 1:
+    return jnp.zeros_like(i)
+  i = jnp.abs(i) % (2 * (n - 1))
+  return jnp.where(i >= n, 2 * (n - 1) - i, i)
+
+
 def _warp(img: jax.Array, mat: jax.Array, size: int) -> jax.Array:
   """Bilinear sample img [H, W, C] at A @ [y, x, 1] for the output grid (normalised [-1, 1]
-  coordinates, pixel centres), reflect-101 borders. mat: [2, 3]."""
+  coordinates, pixel centres), reflect-101 borders (= map_coordinates order 1, mode "mirror";
+  one gather per corner for all channels). mat: [2, 3]. Returns [size, size, C]."""
   h, w = img.shape[:2]
   c = (jnp.arange(size, dtype=jnp.float32) + 0.5) / size * 2 - 1
   yy, xx = jnp.meshgrid(c, c, indexing="ij")
   src = jnp.einsum("ij,jhw->ihw", mat, jnp.stack([yy, xx, jnp.ones_like(yy)]))
   py = (src[0] + 1) / 2 * h - 0.5
   px = (src[1] + 1) / 2 * w - 0.5
-  sample = lambda ch: jax.scipy.ndimage.map_coordinates(ch, [py, px], order=1, mode="mirror")
-  return jax.vmap(sample, in_axes=2, out_axes=2)(img)
+  y0, x0 = jnp.floor(py), jnp.floor(px)
+  wy, wx = (py - y0)[..., None], (px - x0)[..., None]
+  y0, x0 = y0.astype(jnp.int32), x0.astype(jnp.int32)
+  flat = img.reshape(h * w, -1)
+  at = lambda y, x: flat[_mirror(y, h) * w + _mirror(x, w)]
+  top = at(y0, x0) * (1 - wx) + at(y0, x0 + 1) * wx
+  bottom = at(y0 + 1, x0) * (1 - wx) + at(y0 + 1, x0 + 1) * wx
+  return top * (1 - wy) + bottom * wy
 
 
 def _lerp(u, lo, hi):
@@ -160,16 +179,17 @@ def _cutout(u: jax.Array, x: jax.Array, cfg: ViewConfig) -> jax.Array:
   return jnp.where((u[2] < cfg.cutout_prob) & hole[..., None], 0.0, x)
 
 
-def _color(u: jax.Array, noise: jax.Array, x: jax.Array, cfg: ViewConfig) -> jax.Array:
-  """Photometric part of one view on x [S, S, 3] in [0, 1], from 13 uniforms and noise
-  [S, S, 3 + 1] standard normals (the last channel's first 3 values drive fancy PCA)."""
+def _color(u: jax.Array, noise: tuple, x: jax.Array, cfg: ViewConfig) -> jax.Array:
+  """Photometric part of one view on x [S, S, 3] in [0, 1], from 13 uniforms and standard
+  normals `noise` = (pixel noise [S, S, 3], fancy-PCA weights [3])."""
+  noise, pca_w = noise
   gray = x @ jnp.array([0.299, 0.587, 0.114])
   x = jnp.where(u[0] < cfg.gray_prob, gray[..., None] * jnp.ones(3), x)
   sd = jnp.sqrt(_lerp(u[1], *cfg.noise_var)) / 255
-  x = jnp.clip(jnp.where(u[2] < cfg.noise_prob, x + sd * noise[..., :3], x), 0, 1)
+  x = jnp.clip(jnp.where(u[2] < cfg.noise_prob, x + sd * noise, x), 0, 1)
   # one of: brightness/contrast (limits 0.2), fancy PCA (alpha 0.1), hue/sat/value.
   bc = x * (1 + _lerp(u[3], -0.2, 0.2)) + _lerp(u[4], -0.2, 0.2)
-  pca = x + _PCA_VECS @ (noise[0, :3, 3] * 0.1 * _PCA_VALS)
+  pca = x + _PCA_VECS @ (pca_w * 0.1 * _PCA_VALS)
   hue = _lerp(u[5], -20, 20) * 2 * math.pi / 180
   sat = 1 + _lerp(u[6], -30, 30) / 255
   c, s_ = jnp.cos(hue) * sat, jnp.sin(hue) * sat
@@ -186,9 +206,9 @@ def _color(u: jax.Array, noise: jax.Array, x: jax.Array, cfg: ViewConfig) -> jax
 
 def _one_view(u, noise, img, mask, cfg: ViewConfig):
   mat = _affine(u[:8], cfg)
-  out = _color(u[11:], noise, _cutout(u[8:11], _warp(img, mat, cfg.size), cfg), cfg)
-  warped_mask = _warp(mask[..., None], mat, cfg.size)[..., 0]
-  return (out - cfg.mean) / cfg.std, warped_mask
+  warped = _warp(jnp.concatenate([img, mask[..., None]], -1), mat, cfg.size)  # image + mask
+  out = _color(u[11:], noise, _cutout(u[8:11], warped[..., :3], cfg), cfg)
+  return (out - cfg.mean) / cfg.std, warped[..., 3]
 
 
 def make_views(key: jax.Array, images: jax.Array, masks: jax.Array | None = None,
@@ -205,15 +225,19 @@ def make_views(key: jax.Array, images: jax.Array, masks: jax.Array | None = None
   if masks.shape != (b, h, w):
     raise ValueError(f"masks must be [B, H, W] = {(b, h, w)} like the images; got {masks.shape}.")
   masks = masks.astype(jnp.float32)
-  k_u, k_n, k_patch = jax.random.split(key, 3)
+  # One XLA RngBitGenerator key for all draws: threefry per draw costs seconds of compile and
+  # run time on CPU for the per-pixel noise.
+  rbg = jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl="rbg")
+  k_u, k_n, k_patch, k_pca = jax.random.split(rbg, 4)
   u = jax.random.uniform(k_u, (2, b, 24))             # per view and sample
-  noise = jax.random.normal(k_n, (2, b, cfg.size, cfg.size, 4))
+  noise = (jax.random.normal(k_n, (2, b, cfg.size, cfg.size, 3)),
+           jax.random.normal(k_pca, (2, b, 3)))
   flip = u[0, :, 22] < cfg.raw_flip_prob
   x = jnp.where(flip[:, None, None, None], x[:, :, ::-1], x)
   masks = jnp.where(flip[:, None, None], masks[:, :, ::-1], masks)
   view = jax.vmap(lambda uu, nn, i, m: _one_view(uu, nn, i, m, cfg))
-  q, q_mask = view(u[0], noise[0], x, masks)
-  k, _ = view(u[1], noise[1], x, masks)
+  q, q_mask = view(u[0], (noise[0][0], noise[1][0]), x, masks)
+  k, _ = view(u[1], (noise[0][1], noise[1][1]), x, masks)
   if not cfg.align_mask:  # official: the mask is only resized, not warped
     q_mask = jax.image.resize(masks, (b, cfg.size, cfg.size), "linear")
   use_srm = (u[0, :, 23] < cfg.srm_prob)[:, None, None, None]

@@ -1,4 +1,6 @@
 """DCL through the core loop: configs, start-up errors, smoke train + eval + exact resume."""
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -44,16 +46,19 @@ def test_startup_errors(load_config, tmp_path):
 
 
 def test_dcl_smoke_train_eval_resume_exact(load_config, tmp_path):
-  """An interrupted + resumed run ends in the same state (encoders, queues) as an
-  uninterrupted one; the forgery evaluator reports frame- and video-level metrics."""
+  """An interrupted run resumed from its checkpoint ends in the same state (encoders, queues)
+  as an uninterrupted one; the forgery evaluator reports frame- and video-level metrics.
+  (The resumed run reuses the interrupted Trainer's compiled step: the restart restores
+  everything from the checkpoint on disk; process restarts are covered by the core tests.)"""
   c = load_config("dcl", "smoke")
   c.progress = False
   full = loop.Trainer(c, str(tmp_path / "full"))
   s_full = full.run()
-  with pytest.raises(loop.Preempted):
-    loop.train(c, str(tmp_path / "resumed"), stop_at_step=3)
   resumed = loop.Trainer(c, str(tmp_path / "resumed"))
-  s_res = resumed.run()
+  with pytest.raises(loop.Preempted):
+    resumed.run(stop_at_step=2)
+  resumed.init_state = lambda *a, **k: pytest.fail("the second run started afresh")
+  s_res = resumed.run()  # restores step 2 from disk and trains on to the end
   a = _leaves((full.state["models"], full.state["extras"]))
   b = _leaves((resumed.state["models"], resumed.state["extras"]))
   assert len(a) == len(b) > 10
@@ -63,5 +68,12 @@ def test_dcl_smoke_train_eval_resume_exact(load_config, tmp_path):
   assert set(f) >= {"auc", "eer", "acc", "video_auc", "video_eer", "video_acc"}
   assert f["auc"] == pytest.approx(s_res["final"]["auc"])
   mem = full.state["extras"]["memory"]
-  assert int(mem["ptr_fake"]) == (6 * 1 * 8) % 64  # 6 steps x 1 hard key x 8 shards
+  assert c.steps == 4 and s_full["steps"] == 4
+  assert int(mem["ptr_fake"]) == (4 * 1 * 8) % 64  # 4 steps x 1 hard key x 8 shards
   assert s_full["embedding_dim"] == 4  # 64 px -> 2 x 2 feature map
+  # roc.png of the final evaluation in each run's workdir.
+  for t, s in ((full, s_full), (resumed, s_res)):
+    png = os.path.join(t.workdir, "roc.png")
+    assert s["roc_png"] == {"eval": png}
+    with open(png, "rb") as fh:
+      assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
