@@ -11,7 +11,7 @@ Variants (``--config=configs/llta.py:<variant>[,demo|smoke]``):
             eps = 16/255, T = 10, official LLTA sizes. llta.md §5 anchor (TransferAttack,
             LLTA+MI, RN-50 source): VGG-16 96.6, MobileNet-v2 95.1, Inc-v3 83.8. Not run here.
   demo      (flag) embedded digits (32x32, pixels in [0, 1]): a ResNet-20 surrogate and
-            VGG-16 / MobileNet-v2 / small-CNN victims trained first (150 steps each), then
+            VGG-16 / MobileNet-v1 / small-CNN victims trained first (200-500 steps each), then
             all attacks at eps = 0.1 on 120 test images, reduced LLTA sizes. Several seeds
             (mean ± std of every matrix entry in one summary.json):
             python -m jaxvision.main --config=configs/llta.py:demo \\
@@ -61,13 +61,19 @@ def get_config(arg=None):
   demo_models = {
       "surrogate": config_lib.model_block("resnet20", width_multiplier=0.5),
       "victim_vgg16": config_lib.model_block("vgg16", width_multiplier=0.125),
-      "victim_mobilenet_v2": config_lib.model_block("mobilenet_v2", width_multiplier=0.25),
+      "victim_mobilenet_v1": config_lib.model_block("mobilenet_v1", width_multiplier=0.25),
       "victim_cnn": config_lib.model_block("cnn_small", width_multiplier=0.5)}
+  # Per-role steps and lr (SGD, cosine): each model >= 90 % clean accuracy on the digits test
+  # split (mobilenet_v2 does not train reliably at 32x32 here, so mobilenet_v1 stands in).
+  demo_steps = {"surrogate": 300, "victim_vgg16": 200, "victim_mobilenet_v1": 400,
+                "victim_cnn": 500}
+  demo_lr = {"surrogate": 0.05, "victim_vgg16": 0.05, "victim_mobilenet_v1": 0.1,
+             "victim_cnn": 0.2}
   digits = {
       "dataset.name": "digits", "llta.attack_pp": "to_float", "llta.norm": {"default": "digits"},
       "models": ml_collections.ConfigDict(demo_models),
       "optims": ml_collections.ConfigDict({
-          r: config_lib.optim_block(lr=0.05, weight_decay=5e-4) for r in demo_models}),
+          r: config_lib.optim_block(lr=demo_lr[r], weight_decay=5e-4) for r in demo_models}),
       "evals": ml_collections.ConfigDict({
           f"acc_{r}": config_lib.eval_block(predict=f"classify_{r}",
                                             evaluators={"classification": {}})
@@ -77,7 +83,8 @@ def get_config(arg=None):
       "batch_size": 32, "eval_batch_size": 120, "num_epochs": None, "log_every": 50,
   }
   config_lib.apply_flags(c, flags, demo={
-      **digits, "llta.train_steps": 150, "steps": 600, "checkpoint_every": 150,
+      **digits, "llta.train_steps": 300, "llta.role_train_steps": dict(demo_steps),
+      "steps": sum(demo_steps.values()), "checkpoint_every": 100,
       "llta.num_images": 120, "llta.attack_batch": 120,
   }, smoke={
       **digits, "llta.train_steps": 3, "steps": 12, "checkpoint_every": 3, "log_every": 2,
@@ -90,9 +97,9 @@ def get_config(arg=None):
           "victim_cnn": config_lib.model_block("cnn_small", width_multiplier=0.5)}),
       "optims": ml_collections.ConfigDict({
           r: config_lib.optim_block(lr=0.05) for r in ("surrogate", "victim_cnn")}),
+      # the victims' clean accuracy is in summary.json's transfer block; one eval is enough
       "evals": ml_collections.ConfigDict({
-          f"acc_{r}": config_lib.eval_block(predict=f"classify_{r}",
-                                            evaluators={"classification": {}})
-          for r in ("surrogate", "victim_cnn")}),
+          "acc_surrogate": config_lib.eval_block(predict="classify_surrogate",
+                                                 evaluators={"classification": {}})}),
   })
   return c

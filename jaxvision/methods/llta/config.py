@@ -18,4 +18,5 @@ def defaults() -> ml_collections.ConfigDict:
       "allow_norm_mismatch": False,     # victims whose normalisation differs from the surrogate's
       "quantize_uint8": False,    # official PNG saving: floor(x_adv * 255) / 255
       "train_steps": 0,           # steps of each trainable role's stage (demo: trained first)
+      "role_train_steps": {},     # {role: steps} overriding train_steps for that role's stage
   })

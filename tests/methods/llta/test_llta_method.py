@@ -26,6 +26,11 @@ def test_llta_config_variants(load_config):
   assert d.llta.eps == 0.1 and d.dataset.name == "digits" and d.llta.train_steps > 0
   assert len(transfer.victim_roles(d)) == 3
   assert len({d.models[r].name for r in d.models.keys()}) == 4   # different architectures
+  from jaxvision.methods.llta import method
+  steps = {r: method.train_steps(d, r) for r in d.models.keys()}
+  assert steps == {**{r: d.llta.train_steps for r in d.models.keys()},
+                   **dict(d.llta.role_train_steps)}
+  assert d.steps == sum(steps.values())         # every role gets its own training stage
   cfgs = transfer.attack_configs(d)
   assert set(cfgs) == {"mifgsm", "dim", "tim", "sgm", "llta", "llta_mi"}
   assert cfgs["llta_mi"].momentum == 1.0 and cfgs["llta"].momentum == 0.0
