@@ -13,8 +13,10 @@ checkpoint is skipped for the newest one that restores. One run holds a workdir 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
+import json
 import math
 import os
 import signal
@@ -121,8 +123,9 @@ class Trainer:
     self.stage_steps = [s.num_steps(self.ctx.steps_per_epoch) for s in self.stages]
     self.length_rule = run_length(config, self.ctx.steps_per_epoch)[1]
     self.evals = self._build_evals()
-    self._jit_cache: dict = {}
-    self.trace_counts: dict = {}  # jit traces per compiled function (tests assert 1)
+    # jit traces per compiled function (tests assert 1); both shared by the Trainers of this
+    # process that have the same config and mesh (a resumed or repeated run compiles nothing)
+    self._jit_cache, self.trace_counts = _compiled_cache(config, self.mesh)
     if self.ctx.is_main:
       if os.path.exists(self.workdir) and not os.access(self.workdir, os.W_OK):
         raise ConfigError(f"--workdir={workdir} is not writable; choose a directory you can write")
@@ -183,8 +186,12 @@ class Trainer:
   def init_state(self, meta):
     abstract = self._abstract(meta)
     shardings = self._shardings(abstract)
-    init = jax.jit(lambda r: self.method.init(self.ctx, r, meta), out_shardings=shardings,
-                   compiler_options=_run_once_options())
+    key = ("init", _meta_key(meta))
+    if key not in self._jit_cache:
+      method, ctx = self.method, self.ctx
+      self._jit_cache[key] = jax.jit(lambda r: method.init(ctx, r, meta),
+                                     out_shardings=shardings, compiler_options=_run_once_options())
+    init = self._jit_cache[key]
     return init(jax.random.fold_in(self.base_key, 1 << 30)), shardings
 
   def restore_state(self, ckpt, step):
@@ -326,7 +333,6 @@ class Trainer:
       if meta.get("finished") and os.path.exists(summary_path):
         ckpt.close()
         say(f"the run in {self.workdir} is finished; nothing to do (summary: {summary_path})")
-        import json
         with open(summary_path) as f:
           summary = json.load(f)
         self.state, self.meta = state, meta
@@ -496,7 +502,6 @@ class Trainer:
 
   def _check_transition(self, state, meta, stage):
     """The transitioned state must be what init(meta) rebuilds on resume; returns its shardings."""
-    import json
     try:
       meta_rt = json.loads(json.dumps(meta))
     except TypeError as e:
@@ -546,14 +551,37 @@ _VOLATILE_META = ("evals", "fingerprint", "clock", "curve", "stage_ends", "stage
                   "finished", "budget_last_step_start", "norm_at_first_save")
 
 
+_COMPILED: "collections.OrderedDict[str, tuple[dict, dict]]" = collections.OrderedDict()
+_COMPILED_MAX = 4  # configs whose compiled functions stay in memory (least recently used out)
+
+
+def _compiled_cache(config, mesh) -> tuple[dict, dict]:
+  """(compiled functions, trace counts) for this config and mesh, shared within the process.
+
+  Everything a compiled function closes over is built from the config, the mesh and the
+  meta key, so Trainers that agree on those may share them; a config that does not
+  serialise exactly gets a private cache.
+  """
+  try:
+    key = json.dumps([config.to_dict(), [d.id for d in mesh.devices.flat],
+                      list(mesh.devices.shape), list(mesh.axis_names), jax.process_index()],
+                     sort_keys=True)
+  except (TypeError, ValueError):
+    return {}, {}
+  if key not in _COMPILED:
+    _COMPILED[key] = ({}, {})
+    while len(_COMPILED) > _COMPILED_MAX:
+      _COMPILED.popitem(last=False)
+  _COMPILED.move_to_end(key)
+  return _COMPILED[key]
+
+
 def _meta_key(meta: dict) -> str:
-  import json
   return json.dumps({k: v for k, v in meta.items() if k not in _VOLATILE_META},
                     sort_keys=True, default=str)
 
 
 def _jsonable(x):
-  import json
   return json.loads(json.dumps(x, default=str))
 
 
