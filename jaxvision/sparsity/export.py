@@ -75,7 +75,9 @@ def save(path: str, ctx, state, meta: dict, role: str = "student"):
   return save_arrays(path, ms["params"], ms["rest"], state["extras"].get("masks", {}),
                      model=rc.name, num_classes=roles.num_outputs(ctx, role),
                      widths=roles.role_widths(meta, role), model_kwargs=kw,
-                     extra={"dataset": cfg.dataset.name, "method": cfg.get("method", "")})
+                     extra={"dataset": cfg.dataset.name, "method": cfg.get("method", ""),
+                            # the whole block, so evaluate() rebuilds the run's eval set
+                            "dataset_config": cfg.dataset.to_dict()})
 
 
 def load(path: str) -> tuple[nnx.Module, dict]:

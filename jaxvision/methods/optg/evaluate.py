@@ -4,7 +4,8 @@
         [--batch_size=256] [--dataset=digits]
 
 Prints and returns {"top1", "top5", "loss", "sparsity", "num_examples"}; the
-dataset defaults to the one the export was trained on (meta.json).
+dataset defaults to the one the export was trained on, with the run's dataset options
+(meta.json), so the export is scored on the eval set the run used.
 """
 from __future__ import annotations
 
@@ -30,8 +31,14 @@ def evaluate(export_path: str, dataset: Optional[str] = None, data_dir: str = ""
     raise ValueError(f"--batch_size={batch_size} must be >= 1")
   model, meta = export_lib.load(export_path)
   cfg = base_config()
-  cfg.dataset.name = dataset or meta.get("dataset") or "digits"
-  cfg.dataset.data_dir = data_dir
+  saved = meta.get("dataset_config")
+  if saved and dataset in (None, saved.get("name")):
+    # the run's own dataset options (synthetic sizes and seed, splits, ...): the same eval set
+    cfg.dataset = ml_collections.ConfigDict(saved)
+  else:
+    cfg.dataset.name = dataset or meta.get("dataset") or "digits"
+  if data_dir or not saved:
+    cfg.dataset.data_dir = data_dir
   cfg.dataset.augment = False
   ds = data_lib.build(cfg)
   pipe = data_lib.Pipeline(ds, batch_size)

@@ -8,6 +8,7 @@ import pytest
 
 import jaxvision.methods.optg  # noqa: F401  (registers "optg")
 from jaxvision.core import loop
+from jaxvision.methods.optg import evaluate
 from jaxvision.sparsity import topk
 
 
@@ -56,11 +57,14 @@ def test_optg_smoke_resume_keeps_masks_and_scores(load_config, tmp_path):
   assert summ["flops_sparse"] < summ["flops_dense"] and summ["params_sparse"] < summ["params_dense"]
   rows = [json.loads(l) for l in (wd / "metrics.jsonl").read_text().splitlines()]
   assert any("train/sparsity" in r for r in rows)
+  # The export of a synthetic-data run is scored on that run's eval set (same size and seed).
+  res = evaluate.evaluate(str(wd / "export"), batch_size=32)
+  assert res["num_examples"] == c.dataset.num_eval
+  assert res["top1"] == pytest.approx(s_full["final"]["top1"], abs=1e-6)
 
 
 @pytest.mark.slow
 def test_optg_demo_shortened_and_export_evaluates(load_config, tmp_path):
-  from jaxvision.methods.optg import evaluate
   c = load_config("optg", "demo")
   c.batch_size, c.steps = 64, 44  # 2 epochs of 22 steps: the last refresh is at the 90% target
   c.progress = False
