@@ -18,15 +18,18 @@ Variants (``--config=configs/lfpnet.py:<variant>[,demo|smoke]``):
                     --config.dataset.test_alpha=~/comp1k/test/alpha_copy
                     --config.dataset.test_trimap=~/comp1k/test/trimaps
                     Full LFPNet (shared ResNet-50 backbone, from scratch: no JAX ImageNet WS+GN
-                    weights), S = 512 / context 1024, batch 1 per device, AdamW 1e-5 (wd 1e-4;
-                    the spec's RAdam is not in core.optim), 45 epochs of 43,100 composites with
-                    lr x0.1 at epoch 40. Missing folders stop the run with one line.
+                    weights), S = 512 / context 1024, batch 1 per device, RAdam 1e-5
+                    (torch.optim.RAdam's rule, L2 1e-4), 45 epochs of 43,100 composites with
+                    lr x0.1 at epoch 40. Evaluation as the official eval.py: 1024 tiles, stride
+                    512, tent blending, its one flip + rotation (`lfpnet.eval_tta="8"` is
+                    eval(TTA).py). Missing folders stop the run with one line.
   demo   (flag) embedded photos (photos_matting: a fg crop of one photo over a bg crop of
          another, procedural soft alphas; held-out test photos for eval), tiny LFPNet (width
          1/8, one bottleneck per stage), S = 32 / context 64 (80px records, random 64 crops),
          trimap radius 0-4, batch 8, Adam 2e-3 cosine, 800 steps, head biases start at 0.5
-         (lfpnet.head_bias_init; with the default init one seed in three stalled), on CPU. Eval: 32 held-out
-         64x64 composites with the dataset's trimaps, each one tile (context 128).
+         (lfpnet.head_bias_init; with the default init one seed in three stalled), on CPU. Eval:
+         32 held-out 64x64 composites with the dataset's trimaps, tiled at the training size
+         (32 px tiles, stride 16, context 64, tent blending; lfpnet.eval_tile=0 = one tile).
          Compared in the same summary on the same 32 held-out 64x64 composites: the 0.5-in-
          unknown baseline (`half_baseline/*`) and closed-form matting (pymatting, extra
          `matting`; summary `baselines.closed_form`). panels.png: image | trimap | predicted
@@ -65,9 +68,11 @@ def get_config(arg=None):
   c.method = "lfpnet"
   c.lfpnet = defaults()
   c.lfpnet.inner_size = 512
+  c.lfpnet.eval_tile = 1024
+  c.lfpnet.eval_tta = "official"
   c.models = ml_collections.ConfigDict({"matting": config_lib.model_block("lfpnet")})
   c.optims = ml_collections.ConfigDict({"matting": config_lib.optim_block(
-      name="adamw", lr=1e-5, b1=0.9, b2=0.999, weight_decay=1e-4, schedule="step",
+      name="radam", lr=1e-5, b1=0.9, b2=0.999, weight_decay=1e-4, schedule="step",
       milestones_epochs=(40,), gamma=0.1)})
   c.dataset.update(
       name="comp1k_folder", fg_folder="", alpha_folder="", bg_folder="", test_merged="",
@@ -82,7 +87,7 @@ def get_config(arg=None):
   photos = {"dataset.name": "photos_matting", "dataset.image_size": 64,
             "dataset.record_size": 80, "dataset.eval_size": 64, "dataset.num_train": 4000,
             "dataset.num_eval": 32, "dataset.num_workers": 2, "num_epochs": None,
-            "lfpnet.inner_size": 32,
+            "lfpnet.inner_size": 32, "lfpnet.eval_tile": 32, "lfpnet.eval_tta": "none",
       "lfpnet.trimap_radius": (0, 4), "lfpnet.head_bias_init": 0.5,
       "models.matting": config_lib.model_block("lfpnet", **TINY),
       "optims.matting": config_lib.optim_block(name="adam", lr=2e-3, weight_decay=0.0,

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 SCHEDULES = ("constant", "cosine", "step", "multistep", "linear")
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "radam")
 
 
 def lr_schedule(cfg, steps_per_epoch: int, total_steps: int) -> Callable[[Any], Any]:
@@ -57,7 +57,11 @@ def lr_schedule(cfg, steps_per_epoch: int, total_steps: int) -> Callable[[Any], 
 def make_optimizer(cfg, steps_per_epoch: int, total_steps: int, *,
                    decay_mask: Optional[Any] = None,
                    lr_multiplier: float = 1.0) -> optax.GradientTransformation:
-  """Builds the optax transformation named by `cfg.name` ("sgd", "adam", "adamw").
+  """Builds the optax transformation named by `cfg.name` ("sgd", "adam", "adamw", "radam").
+
+  radam is torch.optim.RAdam (Liu et al. 2020): the variance rectification switches on once
+  rho_t > 5, before that the update is lr * bias-corrected momentum; weight decay is coupled L2
+  as PyTorch's default (decoupled_weight_decay=False).
 
   Args:
     cfg: the `config.optim` ConfigDict (name, lr, momentum, nesterov,
@@ -78,10 +82,11 @@ def make_optimizer(cfg, steps_per_epoch: int, total_steps: int, *,
       parts.append(optax.add_decayed_weights(wd, mask=decay_mask))
     parts.append(optax.sgd(lr, momentum=float(cfg.momentum) or None,
                            nesterov=bool(cfg.get("nesterov", False))))
-  elif cfg.name == "adam":
+  elif cfg.name in ("adam", "radam"):
     if wd:
       parts.append(optax.add_decayed_weights(wd, mask=decay_mask))
-    parts.append(optax.adam(lr, b1=float(cfg.get("b1", 0.9)), b2=float(cfg.get("b2", 0.999))))
+    fn = optax.adam if cfg.name == "adam" else optax.radam
+    parts.append(fn(lr, b1=float(cfg.get("b1", 0.9)), b2=float(cfg.get("b2", 0.999))))
   else:
     parts.append(optax.adamw(lr, b1=float(cfg.get("b1", 0.9)), b2=float(cfg.get("b2", 0.999)),
                              weight_decay=wd, mask=decay_mask))

@@ -21,7 +21,10 @@ def defaults() -> ml_collections.ConfigDict:
   background, >= 1 - eps foreground, everything between is always unknown. bg_swap_prob: per
   example, the background is replaced by the next example's background in the batch (a new
   composite alpha * F + (1 - alpha) * B' is made on the fly). data_trimap: train with the
-  dataset's trimaps instead of generated ones. eval_quantize: predictions as uint8 / 255 with
+  dataset's trimaps instead of generated ones. eval_tile: evaluation tiles of this side (a
+  multiple of 32; stride tile / 2, tent blending, as the full-resolution inference), 0 = each
+  eval image as one tile. eval_tta: "none" | "official" (eval.py's one flip + rotation) | "8"
+  (eval(TTA).py). eval_quantize: predictions as uint8 / 255 with
   truncation (official eval.py) before the metrics. baselines: computed on the same eval set,
   'half' (0.5 on unknown) through the loop's matting evaluator, 'closed_form' / 'knn'
   (pymatting, extra `matting`) in the summary. panels: PNG of image / trimap / predicted / true
@@ -35,6 +38,8 @@ def defaults() -> ml_collections.ConfigDict:
       "bg_swap_prob": 0.5,
       "data_trimap": False,
       "loss": loss_defaults(),
+      "eval_tile": 0,
+      "eval_tta": "none",
       "eval_quantize": True,
       "baselines": ("half", "closed_form"),
       "panels": 4,

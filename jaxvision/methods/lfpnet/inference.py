@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxvision.methods.lfpnet.encoding import check_trimap, encode, trimap_onehot
+from jaxvision.methods.lfpnet.encoding import check_trimap, encode, encode_jax, trimap_onehot
 
 # (vertical flip, number of counter-clockwise quarter turns) in eval(TTA).py order:
 # {vflip, none} x {rot90 cw, rot180, rot90 ccw, none}; the transform flips first, then rotates.
@@ -111,8 +111,7 @@ def model_apply_fn(model) -> Callable:
   return lambda x, x_ctx, raw: f(state, x, x_ctx, raw)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5))
-def _tta_batch(apply_fn, x, xc, raw, onehot, transforms):
+def _tta_alpha(apply_fn, x, xc, raw, onehot, transforms):
   """Runs every transform of every tile in one call. x: [n,S,S,12] ... -> alpha [n,S,S]."""
   n = x.shape[0]
   tx = jnp.concatenate([apply_transform(x, t) for t in transforms], 0)
@@ -123,6 +122,49 @@ def _tta_batch(apply_fn, x, xc, raw, onehot, transforms):
   a = out * toh[..., 1:2] + toh[..., 2:3]
   back = [invert_transform(a[i * n:(i + 1) * n], t) for i, t in enumerate(transforms)]
   return jnp.mean(jnp.stack(back, 0), 0)[..., 0]
+
+
+_tta_batch = functools.partial(jax.jit, static_argnums=(0, 5))(_tta_alpha)
+
+
+def tiled_alpha(apply_fn: Callable, image, trimap, *, tile: int,
+                tta: str | Sequence[tuple[bool, int]] = "none"):
+  """`predict_alpha_float` for a batch, in jnp (jit-able, for in-loop evaluation).
+
+  image: [B, H, W, 3] floats in [0, 1]; trimap: [B, H, W] uint8 (0 / 128 / 255). Same tiles,
+  padding, transforms and tent blending as `predict_alpha_float`: the tiles run one after the
+  other under `lax.scan` (every image of the batch at once), their w * alpha is added into an
+  accumulator with dynamic slices, and the static sum of weights divides it. Every tile runs
+  (a tile without unknown pixels composes to its fg mask either way, so this equals skipping it).
+  Returns alpha [B, H, W] float32 with the known pixels forced.
+  """
+  transforms = TTA_MODES[tta] if isinstance(tta, str) else tuple(tta)
+  b, h, w = trimap.shape
+  grid = tile_grid(h, w, tile)
+  s = tile // 2
+  pads = ((0, 0), (grid.top + s, grid.ph - h - grid.top + s),
+          (grid.left + s, grid.pw - w - grid.left + s))
+  img_c = jnp.pad(image.astype(jnp.float32), pads + ((0, 0),), mode="edge")
+  tri_c = jnp.pad(trimap.astype(jnp.uint8), pads, mode="constant")
+  wt = jnp.asarray(tent_weight(tile))
+  wsum = np.zeros((grid.ph, grid.pw), np.float32)
+  for (r, c) in grid.origins():
+    wsum[r:r + tile, c:c + tile] += tent_weight(tile)
+
+  def one(acc, origin):
+    r, c = origin[0], origin[1]
+    ic = jax.lax.dynamic_slice(img_c, (0, r, c, 0), (b, 2 * tile, 2 * tile, 3))
+    tc = jax.lax.dynamic_slice(tri_c, (0, r, c), (b, 2 * tile, 2 * tile))
+    raw, ti = ic[:, s:s + tile, s:s + tile], tc[:, s:s + tile, s:s + tile]
+    x = encode_jax(raw, ti)
+    a = _tta_alpha(apply_fn, x, encode_jax(ic, tc), raw, x[..., 3:6], transforms)
+    cur = jax.lax.dynamic_slice(acc, (0, r, c), (b, tile, tile))
+    return jax.lax.dynamic_update_slice(acc, cur + wt * a, (0, r, c)), None
+
+  acc, _ = jax.lax.scan(one, jnp.zeros((b, grid.ph, grid.pw), jnp.float32),
+                        jnp.asarray(grid.origins(), jnp.int32))
+  alpha = (acc / wsum)[:, grid.top:grid.top + h, grid.left:grid.left + w]
+  return jnp.where(trimap == 0, 0.0, jnp.where(trimap == 255, 1.0, alpha))
 
 
 def predict_alpha_float(apply_fn: Callable, image: np.ndarray, trimap: np.ndarray, *,

@@ -12,11 +12,12 @@ One role, `matting` (an LFPNet from the zoo). Each train batch holds context cro
      F/B terms on the inner patch + the context-alpha term).
 
 The loop jits the step with the batch sharded over the mesh's data axis (data parallel; GN has
-no cross-device statistics). Evaluation (`predict_fns()["alpha"]`) runs every eval image as one
-tile (inner = the whole image, context = the image padded by half its side per edge: replicate /
-trimap 0, as the tiled inference) and returns the composed alpha `pred`, the 0.5-in-unknown
-baseline `pred_half`, `target` and `trimap` for the `matting` evaluator. Full-resolution tiled
-inference with TTA is `inference.predict_alpha` / the `predict` CLI.
+no cross-device statistics). Evaluation (`predict_fns()["alpha"]`) tiles every eval image as the
+full-resolution inference does (`lfpnet.eval_tile`: tiles of that side with stride / 2 and tent
+blending, or 0 = the whole image as one tile; `lfpnet.eval_tta`), in jnp inside the jitted
+predict, and returns the composed alpha `pred`, the 0.5-in-unknown baseline `pred_half`,
+`target` and `trimap` for the `matting` evaluator. The host-side tiled inference for images of
+any size is `inference.predict_alpha` / the `predict` CLI.
 
 State: {"step", "models": {"matting"}, "opt": {"matting"}, "extras": {}}.
 """
@@ -36,6 +37,7 @@ from jaxvision.core.method import Method, RunContext, Stage
 from jaxvision.core.registry import METHODS
 from jaxvision.data import photos as _photos  # noqa: F401  (registers photos_matting)
 from jaxvision.methods.lfpnet import data as _data  # noqa: F401  (registers comp1k_folder)
+from jaxvision.methods.lfpnet import inference
 from jaxvision.methods.lfpnet.config import BASELINES
 from jaxvision.methods.lfpnet.encoding import encode_jax
 from jaxvision.methods.lfpnet.losses import LossWeights, lfpnet_loss
@@ -62,6 +64,11 @@ def validate(ctx) -> None:
     raise ConfigError(f"lfpnet.baselines has {bad}; use a subset of {list(BASELINES)}")
   if {"closed_form", "knn"} & set(c.baselines):
     _pymatting()
+  if int(c.eval_tile) < 0 or int(c.eval_tile) % 32:
+    raise ConfigError(f"lfpnet.eval_tile={c.eval_tile}: use 0 (one tile per eval image) or a "
+                      "positive multiple of 32")
+  if c.eval_tta not in inference.TTA_MODES:
+    raise ConfigError(f"lfpnet.eval_tta={c.eval_tta!r}: use one of {list(inference.TTA_MODES)}")
   if not 0.0 <= float(c.bg_swap_prob) <= 1.0:
     raise ConfigError(f"lfpnet.bg_swap_prob={c.bg_swap_prob} must be in [0, 1]")
   LossWeights(**c.loss.to_dict())
@@ -159,15 +166,16 @@ def make_training_batch(batch, rng, *, inner: int, radii=(0, 15), eps: float = 1
           "onehot_ctx": xc[..., 3:6], "trimap_ctx": tri}
 
 
-def eval_inputs(image, trimap):
-  """One-tile inference inputs for whole images of side S (a multiple of 16): image [B,S,S,3] in
-  [0, 1], trimap [B,S,S] uint8 -> (x, x_ctx [B,2S,2S,12], raw). The context pads S/2 per side,
-  image replicated, trimap 0 (as `inference.pad_for_tiles`)."""
-  h, w = image.shape[1:3]
-  pads = ((0, 0), (h // 2, h // 2), (w // 2, w // 2))
-  img_c = jnp.pad(image, pads + ((0, 0),), mode="edge")
-  tri_c = jnp.pad(trimap, pads, mode="constant")
-  return encode_jax(image, trimap), encode_jax(img_c, tri_c), image
+def eval_alpha(model, image, trimap, *, tile: int = 0, tta: str = "none"):
+  """Composed alpha [B, H, W] of whole eval images (H, W multiples of 32): image [B,H,W,3] in
+  [0, 1], trimap [B,H,W] uint8. tile = 0: the image is one tile (inner = the image, context = the
+  image padded by half its side per edge: replicate / trimap 0); tile > 0: tiles of that side
+  with stride tile / 2 and tent blending (`inference.tiled_alpha`, as the full-resolution
+  inference). tta: "none" | "official" | "8" (spec §2.7)."""
+  h, w = trimap.shape[1:3]
+  tile = int(tile) or max(h, w)
+  fn = lambda x, xc, raw: model(x, xc, raw, train=False)[..., :1]  # noqa: E731
+  return inference.tiled_alpha(fn, image, trimap, tile=tile, tta=tta)
 
 
 def quantize(a):
@@ -234,19 +242,22 @@ def train_step(ctx: RunContext, meta, stage: Stage):
                                role=ROLE)
 
 
+def _eval_kw(ctx) -> dict:
+  c = _lcfg(ctx)
+  return {"tile": int(c.eval_tile), "tta": str(c.eval_tta)}
+
+
 def predict_fns(ctx: RunContext, meta, stage):
   gd = roles.graphdef(ctx, meta, ROLE)
   q = bool(_lcfg(ctx).eval_quantize)
+  kw = _eval_kw(ctx)
 
   def alpha_predict(state, batch):
     image = batch["image"].astype(jnp.float32)
     t = batch["trimap"][..., 0].astype(jnp.uint8)
-    x, xc, raw = eval_inputs(image, t)
-    out = roles.merge(gd, state["models"][ROLE])(x, xc, raw, train=False)
+    pred = eval_alpha(roles.merge(gd, state["models"][ROLE]), image, t, **kw)[..., None]
     u = (t == 128)[..., None].astype(jnp.float32)
-    f = (t == 255)[..., None].astype(jnp.float32)
-    pred = out[..., :1].astype(jnp.float32) * u + f
-    half = 0.5 * u + f
+    half = 0.5 * u + (t == 255)[..., None].astype(jnp.float32)
     if q:
       pred, half = quantize(pred), quantize(half)
     return {"pred": pred, "pred_half": half, "target": batch["alpha"].astype(jnp.float32),
@@ -313,12 +324,13 @@ _PANEL_FNS: dict = {}
 
 
 def _panel_fn(ctx, meta):
-  """Jitted one-tile forward, compiled once per model config and process (seeds share it)."""
-  key = json.dumps([roles.role_cfg(ctx.config, ROLE).to_dict(), roles.role_widths(meta, ROLE)],
+  """Jitted eval alpha (as `predict_fns`), compiled once per model config and process."""
+  kw = _eval_kw(ctx)
+  key = json.dumps([roles.role_cfg(ctx.config, ROLE).to_dict(), roles.role_widths(meta, ROLE), kw],
                    sort_keys=True, default=str)
   if key not in _PANEL_FNS:
     gd = roles.graphdef(ctx, meta, ROLE)
-    _PANEL_FNS[key] = jax.jit(lambda ms, img, t: roles.merge(gd, ms)(*eval_inputs(img, t)))
+    _PANEL_FNS[key] = jax.jit(lambda ms, img, t: eval_alpha(roles.merge(gd, ms), img, t, **kw))
   return _PANEL_FNS[key]
 
 
@@ -331,9 +343,8 @@ def _write_panels(ctx, state, meta) -> str | None:
   data = _eval_set(ctx.config, n)
   img = jnp.asarray(data["image"], jnp.float32) / 255.0
   t = jnp.asarray(data["trimap"][..., 0])
-  out = np.asarray(_panel_fn(ctx, meta)(jax.device_get(state["models"][ROLE]), img, t))[..., 0]
+  pred = np.asarray(_panel_fn(ctx, meta)(jax.device_get(state["models"][ROLE]), img, t))
   tr = np.asarray(t)
-  pred = np.where(tr == 128, out, (tr == 255).astype(np.float32))
   rows = []
   for i in range(len(pred)):
     gray = lambda a: np.repeat(np.asarray(a, np.float32)[..., None], 3, -1)  # noqa: E731
@@ -364,7 +375,9 @@ def summary(ctx: RunContext, state, meta) -> dict:
             if m in model and v.get(m)}
   out = {"lfpnet": model, "baselines": base, "ratio_vs": ratios,
          "inner_size": int(c.inner_size),
-         "eval": "one tile per eval image (context = image padded by half its side), no TTA"}
+         "eval": (f"tiles of {c.eval_tile} px, stride {int(c.eval_tile) // 2}, tent blending"
+                  if int(c.eval_tile) else "one tile per eval image (context = image padded by "
+                  "half its side)") + f", TTA {c.eval_tta}"}
   png = _write_panels(ctx, state, meta)
   if png:
     out["panels_png"] = png

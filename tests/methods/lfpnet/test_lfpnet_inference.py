@@ -101,3 +101,28 @@ def test_tta_inverse_in_pipeline_with_asymmetric_stub():
   for t in I.TRANSFORMS:
     a = I.predict_alpha_untiled(stub, img, tri, tta=[t])
     np.testing.assert_allclose(a, img[..., 0] / 255.0, atol=1e-6)
+
+
+def _asym_stub(x, xc, raw):
+  """Depends on position, the context (mean of its centre crop) and the trimap encoding, so a
+  misplaced tile, context or transform shows."""
+  s = x.shape[1]
+  rgb = xc[:, s // 2:s // 2 + s, s // 2:s // 2 + s, :3] * IMAGENET_STD + IMAGENET_MEAN
+  rows = jnp.arange(s, dtype=jnp.float32)[None, :, None, None] / s
+  a = 0.3 * jnp.mean(rgb, -1, keepdims=True) + 0.4 * raw[..., :1] * rows + 0.2 * x[..., 6:7]
+  return jnp.concatenate([a, raw, raw], -1)
+
+
+@pytest.mark.parametrize("tta", ["none", "8"])
+def test_jax_tiled_alpha_equals_host_tiling(tta):
+  """The in-loop (jit, batched, lax.scan) tiling equals the host tiling image by image."""
+  import jax
+  pairs = [_img_tri(70, 45, 5), _img_tri(70, 45, 6)]
+  img = jnp.asarray(np.stack([p[0] for p in pairs]), jnp.float32) / 255.0
+  tri = jnp.asarray(np.stack([p[1] for p in pairs]))
+  got = np.asarray(jax.jit(lambda i, t: I.tiled_alpha(_asym_stub, i, t, tile=32, tta=tta))(
+      img, tri))
+  for k, (im, tr) in enumerate(pairs):
+    want = I.predict_alpha_float(_asym_stub, im, tr, tile=32, tta=tta, batch_size=2)
+    np.testing.assert_allclose(got[k], want, atol=2e-6)
+  assert not np.allclose(got[0][pairs[0][1] == 128], got[0][pairs[0][1] == 128].mean())

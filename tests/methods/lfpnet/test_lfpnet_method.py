@@ -141,13 +141,26 @@ def test_composition_and_patch_geometry():
   np.testing.assert_array_equal(out["alpha"], alpha[:, c, c])
   np.testing.assert_array_equal(out["onehot"], out["onehot_ctx"][:, c, c])  # same trimap
   np.testing.assert_allclose(out["x_ctx"][..., :3][:, c, c], out["x"][..., :3], atol=1e-6)
-  # Eval geometry: the context is the image padded by S/2 (replicate), trimap padded with 0.
-  img = fg[:, :s, :s]
-  tri = jnp.full((b, s, s), 128, jnp.uint8)
-  x, xc, raw = jax.jit(M.eval_inputs)(img, tri)
-  assert xc.shape == (b, 2 * s, 2 * s, 12)
-  np.testing.assert_allclose(xc[:, c, c, :3], x[..., :3], atol=1e-6)
-  assert (np.asarray(xc[:, 0, 0, 3]) == 1.0).all()  # padding is background
+  # Eval geometry: tile 0 = the image as one tile, context = the image padded by S/2
+  # (replicate, trimap 0), exactly the host-side untiled reference.
+  from jaxvision.methods.lfpnet import inference
+
+  def stub(x, xc, raw, train):
+    assert not train and xc.shape[1:] == (64, 64, 12)
+    m = xc[:, 16:48, 16:48, :3].mean(-1, keepdims=True) + 0.1 * x[..., 6:7]
+    return jnp.concatenate([m, raw, raw], -1)
+  rng = np.random.default_rng(2)
+  img8 = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+  tri = rng.choice(np.array([0, 128, 255], np.uint8), size=(2, 32, 32))
+  got = M.eval_alpha(stub, jnp.asarray(img8, jnp.float32) / 255, jnp.asarray(tri))
+  corner = lambda x, xc, raw, train: jnp.broadcast_to(xc[:, :1, :1, 3:4], x.shape[:3] + (1,))
+  unknown = jnp.full((2, 32, 32), 128, jnp.uint8)
+  assert (np.asarray(M.eval_alpha(corner, jnp.asarray(img8, jnp.float32) / 255, unknown))
+          == 1.0).all()  # the context's padding is background (one-hot channel 0)
+  for k in range(2):
+    want = inference.predict_alpha_untiled(lambda x, xc, raw: stub(x, xc, raw, False), img8[k],
+                                           tri[k])
+    np.testing.assert_allclose(np.asarray(got[k]), want, atol=1e-5)
 
 
 def test_start_up_errors(tmp_path):
