@@ -23,6 +23,12 @@ Variants (``--config=configs/lfpnet.py:<variant>[,demo|smoke]``):
                     lr x0.1 at epoch 40. Evaluation as the official eval.py: 1024 tiles, stride
                     512, tent blending, its one flip + rotation (`lfpnet.eval_tta="8"` is
                     eval(TTA).py). Missing folders stop the run with one line.
+  alphamatting      the same training, evaluated on the alphamatting.com training set (27
+                    images with public ground truth; --config.dataset.alphamatting_dir=~/am
+                    holding input_training_lowres/, trimap_training_lowres/Trimap1|Trimap2/,
+                    gt_training_lowres/; --config.dataset.alphamatting_trimap=Trimap2). The
+                    test-set alphas for the online ranking: `python -m
+                    jaxvision.methods.lfpnet.predict --alphamatting ~/am --out DIR --params ...`.
   demo   (flag) embedded photos (photos_matting: a fg crop of one photo over a bg crop of
          another, procedural soft alphas; held-out test photos for eval), tiny LFPNet (width
          1/8, one bottleneck per stage), S = 32 / context 64 (80px records, random 64 crops),
@@ -49,7 +55,7 @@ import ml_collections
 from jaxvision import config_lib
 from jaxvision.methods.lfpnet.config import defaults
 
-VARIANTS = ("comp1k",)
+VARIANTS = ("comp1k", "alphamatting")
 TINY = {"width_multiplier": 1 / 8, "blocks": (1, 1, 1, 1)}
 
 
@@ -63,7 +69,6 @@ def _evals(baselines=True):
 
 def get_config(arg=None):
   variant, flags = config_lib.parse_arg(arg, VARIANTS, default="comp1k")
-  del variant
   c = config_lib.base_config()
   c.method = "lfpnet"
   c.lfpnet = defaults()
@@ -77,7 +82,10 @@ def get_config(arg=None):
   c.dataset.update(
       name="comp1k_folder", fg_folder="", alpha_folder="", bg_folder="", test_merged="",
       test_alpha="", test_trimap="", image_size=1024, eval_size=2048, num_train=43_100,
-      record_size=0, num_eval=0, data_seed=0)
+      record_size=0, num_eval=0, data_seed=0, test_layout="comp1k", alphamatting_dir="",
+      alphamatting_trimap="Trimap1")
+  if variant == "alphamatting":
+    c.dataset.test_layout = "alphamatting"
   c.batch_size = 1
   c.eval_batch_size = 1
   c.num_epochs = 45

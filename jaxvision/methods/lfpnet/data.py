@@ -12,6 +12,16 @@ Registered dataset `comp1k_folder` (config.dataset.*):
                             padding is never scored) to this side, a multiple of 32
   num_train (43100), data_seed (0)
 
+  test_layout ("comp1k")    "alphamatting": evaluate instead on the alphamatting.com training
+                            set (27 images with public ground truth; the test set's ground truth
+                            is not public, so its alphas are made by the predict CLI's
+                            --alphamatting and uploaded):
+  alphamatting_dir          root of the unzipped downloads, holding
+                              input_training_lowres/GT01.png ...
+                              trimap_training_lowres/<trimap set>/GT01.png ...
+                              gt_training_lowres/GT01.png ...
+  alphamatting_trimap       the trimap set (subfolder), "Trimap1" (default) or "Trimap2"
+
 Train record i: foreground i mod #fg, background drawn by (data_seed, i), a 2S window centred on
 a random unknown pixel (0 < alpha < 1) of the foreground, padded past the border by replication
 (uint8 image / alpha / fg / bg, plus a trimap from erosion with a random radius for
@@ -32,6 +42,11 @@ from jaxvision.data.base import DataNotReadyError, Dataset
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 FOLDERS = ("fg_folder", "alpha_folder", "bg_folder", "test_merged", "test_alpha", "test_trimap")
+TRAIN_FOLDERS = FOLDERS[:3]
+# alphamatting.com downloads: (images, trimap sets, ground truth) folders per split.
+ALPHAMATTING = {"training": ("input_training_lowres", "trimap_training_lowres",
+                             "gt_training_lowres"),
+                "test": ("input_lowres", "trimap_lowres", None)}
 
 
 def list_images(folder: str, key: str) -> list[str]:
@@ -50,12 +65,59 @@ def list_images(folder: str, key: str) -> list[str]:
   return names
 
 
-def _same_names(a: list[str], b: list[str], ka: str, kb: str) -> None:
+def alphamatting_sets(root: str, split: str = "test") -> dict[str, list[tuple[str, str]]]:
+  """{trimap set: [(image path, trimap path)]} of an alphamatting.com download at `root`
+  (layout in the module doc; `split` "training" or "test"). Every trimap set is a subfolder of
+  the trimap folder; each needs a trimap for every image. One-line errors."""
+  img_dir, tri_dir, _ = (os.path.join(os.path.expanduser(root), f) if f else None
+                         for f in ALPHAMATTING[split])
+  for d in (img_dir, tri_dir):
+    if not os.path.isdir(d):
+      raise DataNotReadyError(f"alphamatting: {d} does not exist; unzip the alphamatting.com "
+                              f"{split} downloads ({', '.join(f for f in ALPHAMATTING[split] if f)}"
+                              f") into {root}")
+  names = list_images(img_dir, "alphamatting_dir")
+  sets = sorted(n for n in os.listdir(tri_dir) if os.path.isdir(os.path.join(tri_dir, n)))
+  if not sets:
+    raise DataNotReadyError(f"alphamatting: {tri_dir} has no trimap-set subfolders (Trimap1, ...)")
+  out = {}
+  for t in sets:
+    tri_names = list_images(os.path.join(tri_dir, t), "alphamatting_dir")
+    _same_names(names, tri_names, os.path.basename(img_dir), f"{os.path.basename(tri_dir)}/{t}",
+                who="alphamatting")
+    by_stem = {os.path.splitext(n)[0]: n for n in tri_names}
+    out[t] = [(os.path.join(img_dir, n), os.path.join(tri_dir, t, by_stem[os.path.splitext(n)[0]]))
+              for n in names]
+  return out
+
+
+def _alphamatting_eval(config) -> list[list[str]]:
+  """[merged, alpha, trimap] path lists of the alphamatting.com training set (with ground truth)."""
+  root = str(_get(config, "alphamatting_dir", ""))
+  if not root:
+    raise ConfigError("comp1k_folder: test_layout='alphamatting' needs "
+                      "config.dataset.alphamatting_dir (the unzipped alphamatting.com downloads)")
+  sets = alphamatting_sets(root, "training")
+  t = str(_get(config, "alphamatting_trimap", "Trimap1"))
+  if t not in sets:
+    raise ConfigError(f"comp1k_folder: alphamatting_trimap={t!r} is not one of {sorted(sets)}")
+  gt_dir = os.path.join(os.path.expanduser(root), ALPHAMATTING["training"][2])
+  gt = list_images(gt_dir, "alphamatting_dir")
+  _same_names([os.path.basename(p) for p, _ in sets[t]], gt, ALPHAMATTING["training"][0],
+              ALPHAMATTING["training"][2], who="alphamatting")
+  by_stem = {os.path.splitext(n)[0]: n for n in gt}
+  return [[p for p, _ in sets[t]],
+          [os.path.join(gt_dir, by_stem[os.path.splitext(os.path.basename(p))[0]])
+           for p, _ in sets[t]],
+          [q for _, q in sets[t]]]
+
+
+def _same_names(a: list[str], b: list[str], ka: str, kb: str, who: str = "comp1k_folder") -> None:
   stem = lambda n: os.path.splitext(n)[0]  # noqa: E731
   sa, sb = {stem(n) for n in a}, {stem(n) for n in b}
   if sa != sb:
     miss = sorted(sa ^ sb)[0]
-    raise DataNotReadyError(f"comp1k_folder: {ka} and {kb} must hold the same file names "
+    raise DataNotReadyError(f"{who}: {ka} and {kb} must hold the same file names "
                             f"(e.g. {miss!r} is in one only)")
 
 
@@ -159,13 +221,20 @@ def comp1k_folder(config) -> Dataset:
   if side % 32 or esize % 32:
     raise ConfigError(f"comp1k_folder: image_size={side} and eval_size={esize} must be "
                       "multiples of 32")
-  d = {k: os.path.expanduser(str(_get(config, k, ""))) for k in FOLDERS}
-  names = {k: list_images(_get(config, k, ""), k) for k in FOLDERS}
+  layout = str(_get(config, "test_layout", "comp1k"))
+  if layout not in ("comp1k", "alphamatting"):
+    raise ConfigError(f"comp1k_folder: test_layout={layout!r}; use 'comp1k' or 'alphamatting'")
+  keys = FOLDERS if layout == "comp1k" else TRAIN_FOLDERS
+  d = {k: os.path.expanduser(str(_get(config, k, ""))) for k in keys}
+  names = {k: list_images(_get(config, k, ""), k) for k in keys}
   _same_names(names["fg_folder"], names["alpha_folder"], "fg_folder", "alpha_folder")
-  for k in ("test_alpha", "test_trimap"):
-    _same_names(names["test_merged"], names[k], "test_merged", k)
-  test = [[os.path.join(d[k], n) for n in names[k]]
-          for k in ("test_merged", "test_alpha", "test_trimap")]
+  if layout == "comp1k":
+    for k in ("test_alpha", "test_trimap"):
+      _same_names(names["test_merged"], names[k], "test_merged", k)
+    test = [[os.path.join(d[k], n) for n in names[k]]
+            for k in ("test_merged", "test_alpha", "test_trimap")]
+  else:
+    test = _alphamatting_eval(config)
   big = [p for p in test[0] if max(_size(p)) > esize]
   if big:
     raise DataNotReadyError(f"comp1k_folder: {big[0]} is larger than eval_size={esize} "

@@ -3,6 +3,10 @@
     python -m jaxvision.methods.lfpnet.predict --image img.png --trimap tri.png --out alpha.png \
         --torch-checkpoint model.pth            # the released QLYoo/LFPNet weights
     python -m jaxvision.methods.lfpnet.predict --image DIR --trimap DIR --out DIR --params p.npz
+    python -m jaxvision.methods.lfpnet.predict --alphamatting ~/alphamatting --out DIR --params p.npz
+
+--alphamatting takes the unzipped alphamatting.com test downloads (input_lowres/ and
+trimap_lowres/<set>/, every trimap set found) and writes DIR/<set>/<name>.png for the upload.
 
 Folders are matched by file name. The trimap must be grayscale 0 / 128 / 255 (other values are
 refused unless --trimap-nearest maps them to the nearest of the three), the same size as the
@@ -110,10 +114,24 @@ def _jobs(image: str, trimap: str, out: str) -> list[tuple[str, str, str]]:
   return [(image, trimap, out)]
 
 
+def _alphamatting_jobs(root: str, out: str) -> list[tuple[str, str, str]]:
+  from jaxvision.data.base import DataNotReadyError  # pylint: disable=import-outside-toplevel
+  from jaxvision.methods.lfpnet.data import alphamatting_sets  # pylint: disable=import-outside-toplevel
+  try:
+    sets = alphamatting_sets(root, "test")
+  except DataNotReadyError as e:
+    raise InputError(str(e)) from None
+  return [(i, t, os.path.join(out, s, os.path.splitext(os.path.basename(i))[0] + ".png"))
+          for s, pairs in sets.items() for i, t in pairs]
+
+
 def main(argv=None) -> int:
   ap = argparse.ArgumentParser(description="LFPNet alpha matting at full resolution.")
-  ap.add_argument("--image", required=True, help="RGB image or folder")
-  ap.add_argument("--trimap", required=True, help="trimap (0/128/255) or folder, same names")
+  ap.add_argument("--image", default="", help="RGB image or folder")
+  ap.add_argument("--trimap", default="", help="trimap (0/128/255) or folder, same names")
+  ap.add_argument("--alphamatting", default="",
+                  help="alphamatting.com test downloads (input_lowres/, trimap_lowres/<set>/) "
+                       "instead of --image/--trimap; writes OUT/<set>/<name>.png")
   ap.add_argument("--out", required=True, help="output alpha PNG or folder")
   ap.add_argument("--torch-checkpoint", default="", help="released PyTorch model.pth")
   ap.add_argument("--params", default="", help=".npz written by save_params")
@@ -126,7 +144,14 @@ def main(argv=None) -> int:
   ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
   args = ap.parse_args(argv)
   try:
-    jobs = _jobs(args.image, args.trimap, args.out)
+    if bool(args.alphamatting) == bool(args.image or args.trimap):
+      raise InputError("pass either --image and --trimap, or --alphamatting DIR.")
+    if args.alphamatting:
+      jobs = _alphamatting_jobs(args.alphamatting, args.out)
+    elif not (args.image and args.trimap):
+      raise InputError("--image and --trimap go together.")
+    else:
+      jobs = _jobs(args.image, args.trimap, args.out)
     pairs = [(load_pair(i, t, nearest=args.trimap_nearest), o) for i, t, o in jobs]
     if args.tile % 32:
       raise InputError(f"--tile must be a multiple of 32, got {args.tile}.")

@@ -214,6 +214,31 @@ def test_comp1k_folder_records(tmp_path):
   assert e["image"].shape == (64, 64, 3) and e["alpha"].shape == (64, 64, 1)
   assert (e["trimap"][30:] == 0).all() and (e["trimap"][:, 60:] == 0).all()
   assert (e["trimap"][:30, :60] == 128).all()
+  # The alphamatting.com layout as the eval set (training downloads, with ground truth).
+  am = tmp_path / "am"
+  for sub in ("input_training_lowres", "gt_training_lowres", "trimap_training_lowres/Trimap1",
+              "trimap_training_lowres/Trimap2"):
+    (am / sub).mkdir(parents=True)
+  for i in range(3):
+    Image.fromarray(rng.integers(0, 256, (20, 25, 3), np.uint8)).save(
+        am / "input_training_lowres" / f"GT0{i}.png")
+    Image.fromarray(np.full((20, 25), 60 * i, np.uint8)).save(
+        am / "gt_training_lowres" / f"GT0{i}.png")
+    for t, v in (("Trimap1", 128), ("Trimap2", 255)):
+      Image.fromarray(np.full((20, 25), v, np.uint8)).save(
+          am / "trimap_training_lowres" / t / f"GT0{i}.png")
+  c.dataset.update(test_layout="alphamatting", alphamatting_dir=str(am),
+                   alphamatting_trimap="Trimap2", test_merged="")
+  e = DATASETS.get("comp1k_folder")(c).eval[2]
+  assert e["image"].shape == (64, 64, 3) and (e["alpha"][:20, :25] == 120).all()
+  assert (e["trimap"][:20, :25] == 255).all() and (e["trimap"][20:] == 0).all()
+  c.dataset.alphamatting_trimap = "User"
+  with pytest.raises(ConfigError, match=r"'User' is not one of \['Trimap1', 'Trimap2'\]"):
+    DATASETS.get("comp1k_folder")(c)
+  (am / "gt_training_lowres" / "GT01.png").unlink()
+  c.dataset.alphamatting_trimap = "Trimap1"
+  with pytest.raises(DataNotReadyError, match="same file names"):
+    DATASETS.get("comp1k_folder")(c)
 
 
 def test_prepare_starts_the_head_inside_the_clamp(tmp_path):

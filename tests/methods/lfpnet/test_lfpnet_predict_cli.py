@@ -50,6 +50,28 @@ def test_bad_inputs_one_line(files, capsys):
   assert not (d / "a.png").exists()
 
 
+def test_alphamatting_test_layout_jobs(files, capsys):
+  d, img, tri = files
+  root = d / "am"
+  for sub in ("input_lowres", "trimap_lowres/Trimap1", "trimap_lowres/User"):
+    (root / sub).mkdir(parents=True)
+  for n in ("doll", "net"):
+    Image.fromarray(img).save(root / "input_lowres" / f"{n}.png")
+    for t in ("Trimap1", "User"):
+      Image.fromarray(tri).save(root / "trimap_lowres" / t / f"{n}.png")
+  jobs = predict._alphamatting_jobs(str(root), str(d / "out"))
+  assert [(os.path.relpath(i, root), os.path.relpath(t, root), os.path.relpath(o, d))
+          for i, t, o in jobs] == [
+              (f"input_lowres/{n}.png", f"trimap_lowres/{s}/{n}.png", f"out/{s}/{n}.png")
+              for s in ("Trimap1", "User") for n in ("doll", "net")]
+  assert "pass either --image and --trimap, or --alphamatting" in _err(
+      capsys, ["--alphamatting", str(root), "--image", "x.png", "--out", "o"])
+  (root / "trimap_lowres" / "User" / "net.png").unlink()
+  assert "same file names" in _err(capsys, ["--alphamatting", str(root), "--out", "o"])
+  assert "does not exist; unzip the alphamatting.com test downloads" in _err(
+      capsys, ["--alphamatting", str(d / "nowhere"), "--out", "o"])
+
+
 def test_predict_writes_alpha_with_saved_params(files):
   d, img, tri = files
   m, _ = T.tiny()
