@@ -21,7 +21,10 @@ def defaults() -> ml_collections.ConfigDict:
   'l1' (L1 only), 'decloss' (L1 + L_HF + λ·L_SCL), 'gan' (ESRGAN: 0.01·L1 + perceptual +
   0.005·RaGAN with the discriminator role). extractor: 'random' (fixed random conv net,
   stated in the summary) or 'vgg19' (torchvision VGG-19 weights from
-  models.extractor.init.torch_checkpoint, also used for the perceptual role)."""
+  models.extractor.init.torch_checkpoint, also used for the perceptual role). lpips_alexnet:
+  torchvision AlexNet weights (alexnet-owt-7be5be79.pth) to add the calibrated LPIPS v0.1
+  (`lpips`, also the speed-ratio target) to every evaluation; lpips_lin: its linear layers
+  ("" = weights/v0.1/alex.pth of the installed `lpips` package). "" = the proxy only."""
   return ml_collections.ConfigDict({
       "scale": 4,
       "compare": ("l1", "decloss", "gan"),
@@ -32,5 +35,7 @@ def defaults() -> ml_collections.ConfigDict:
       "loss": loss_defaults(),
       "gan": {"w_pix": 0.01, "w_percep": 1.0, "w_gan": 0.005},
       "lpips_proxy_seed": 1234,
+      "lpips_alexnet": "",
+      "lpips_lin": "",
       "crops": True,
   })

@@ -16,6 +16,7 @@ Batches: train {lr [B, p/s, p/s, 3], hr [B, p, p, 3]} in [0, 1]; eval adds hr_hw
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import jax
@@ -93,6 +94,8 @@ def validate(ctx) -> None:
                           "vgg19().state_dict()), or use --config.decloss.extractor=random")
       if not os.path.isfile(os.path.expanduser(path)):
         raise ConfigError(f"models.{role}.init.torch_checkpoint={path} does not exist")
+  if d.lpips_alexnet:
+    _lpips_params(str(d.lpips_alexnet), str(d.lpips_lin))  # fails now, with the fix, if bad
   data = ctx.data
   if data is not None and "scale" in data and int(data["scale"]) != int(d.scale):
     raise ConfigError(f"decloss.scale={d.scale} but the dataset makes x{data['scale']} pairs; "
@@ -233,18 +236,38 @@ def train_step(ctx: RunContext, meta, stage: Stage):
 
 
 # ------------------------------------------------------------------ eval
+@functools.lru_cache(maxsize=2)
+def _lpips_params(alexnet: str, lin: str) -> dict:
+  """Calibrated LPIPS weights (AlexNet + v0.1 linear layers), loaded once per process."""
+  from jaxvision.evaluators import lpips  # pylint: disable=import-outside-toplevel
+  try:
+    return lpips.load_lpips_alex(os.path.expanduser(alexnet), os.path.expanduser(lin) if lin
+                                 else "")
+  except lpips.LPIPSWeightsError as e:
+    raise ConfigError(f"decloss.lpips_alexnet / lpips_lin: {e}") from None
+
+
 def predict_fns(ctx: RunContext, meta, stage):
   gg = roles.graphdef(ctx, meta, "generator")
-  scale, seed = int(_dcfg(ctx).scale), int(_dcfg(ctx).lpips_proxy_seed)
+  d = _dcfg(ctx)
+  scale, seed = int(d.scale), int(d.lpips_proxy_seed)
+  lp = _lpips_params(str(d.lpips_alexnet), str(d.lpips_lin)) if d.lpips_alexnet else None
+
+  def metrics(x, hr, hw):
+    out = M.sr_metrics(x, hr, hw, scale, seed)
+    if lp is not None:
+      from jaxvision.evaluators.lpips import lpips_alex  # pylint: disable=import-outside-toplevel
+      out["lpips"] = lpips_alex(lp, x, hr, hw)
+    return out
 
   def sr_predict(state, batch):
     lr, hr = batch["lr"], batch["hr"]
     hw = batch["hr_hw"] if "hr_hw" in batch else jnp.tile(
         jnp.asarray(hr.shape[1:3], jnp.int32), (hr.shape[0], 1))
     sr = jnp.clip(roles.merge(gg, state["models"]["generator"])(lr, train=False), 0.0, 1.0)
-    out = M.sr_metrics(sr.astype(jnp.float32), hr, hw, scale, seed)
+    out = metrics(sr.astype(jnp.float32), hr, hw)
     bic = jnp.clip(imresize_jax(lr.astype(jnp.float32), output_shape=hr.shape[1:3]), 0.0, 1.0)
-    out.update({f"bicubic_{k}": v for k, v in M.sr_metrics(bic, hr, hw, scale, seed).items()})
+    out.update({f"bicubic_{k}": v for k, v in metrics(bic, hr, hw).items()})
     return out
   return {"sr": sr_predict}
 
@@ -348,10 +371,14 @@ def summary(ctx: RunContext, state, meta) -> dict:
   bic = {k[len("bicubic_"):]: val for k, val in evals.get(names[-1], {}).get("end", {}).items()
          if k.startswith("bicubic_")}
   ext = _dcfg(ctx).extractor
-  out = {"variants": variants, "bicubic": bic, "speed": speed_ratio(meta.get("curve", [])),
+  out = {"variants": variants, "bicubic": bic, "speed": speed_ratio(
+             meta.get("curve", []), "lpips" if _dcfg(ctx).lpips_alexnet else "lpips_proxy"),
          "extractor": ("VGG-19 relu3_4 (torchvision weights)" if ext == "vgg19" else
                        "fixed random-init conv net (no VGG-19 weights given)"),
-         "lpips": "proxy (random-feature LPIPS formula; calibrated LPIPS not available)"}
+         "lpips": ("calibrated LPIPS v0.1 AlexNet (`lpips`) and the proxy (`lpips_proxy`)"
+                   if _dcfg(ctx).lpips_alexnet else
+                   "proxy only (random-feature LPIPS formula, `lpips_proxy`): set "
+                   "decloss.lpips_alexnet for the calibrated LPIPS")}
   if ctx.is_main:
     png = _write_crops_png(ctx)
     if png:

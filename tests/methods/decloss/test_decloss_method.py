@@ -121,3 +121,40 @@ def test_start_up_errors(load_config, tmp_path):
   c.decloss.loss.negatives = "cross"
   with pytest.raises(ConfigError, match="negatives='cross'"):
     loop.Trainer(c, str(tmp_path / "d")).run()
+
+
+def test_calibrated_lpips_is_added_to_every_evaluation(load_config, tmp_path):
+  """decloss.lpips_alexnet: predict adds `lpips` (and `bicubic_lpips`) equal to the evaluator
+  module's value; a missing file stops the run at start-up with one line."""
+  torch = pytest.importorskip("torch")
+  from jaxvision.evaluators import lpips as L
+  c = load_config("decloss", "smoke")
+  c.decloss.lpips_alexnet = str(tmp_path / "nowhere.pth")
+  c.decloss.lpips_lin = str(tmp_path / "nowhere_lin.pth")
+  with pytest.raises(ConfigError, match="lpips_alexnet / lpips_lin: torch checkpoint not found"):
+    loop.Trainer(c, str(tmp_path / "a")).run()
+  torch.manual_seed(0)
+  sd, widths, cin = {}, L.ALEX_WIDTHS, 3
+  for (i, k, _, _), w in zip(L.ALEX_CONVS, widths):
+    sd[f"features.{i}.weight"], sd[f"features.{i}.bias"] = torch.randn(w, cin, k, k) * 0.1, \
+        torch.zeros(w)
+    cin = w
+  torch.save(sd, tmp_path / "alexnet.pth")
+  torch.save({f"lin{j}.model.1.weight": torch.rand(1, w, 1, 1) for j, w in enumerate(widths)},
+             tmp_path / "lin.pth")
+  c.decloss.lpips_alexnet, c.decloss.lpips_lin = str(tmp_path / "alexnet.pth"), str(
+      tmp_path / "lin.pth")
+  ctx, _ = loop.build_context(c, str(tmp_path / "b"))
+  from jaxvision.core.registry import METHODS
+  method = METHODS.get("decloss")
+  meta = {}
+  state = method.init(ctx, jax.random.key(0), meta)
+  rng = np.random.default_rng(0)
+  hr = jnp.asarray(rng.uniform(size=(2, 48, 40, 3)), jnp.float32)
+  sc = int(c.decloss.scale)
+  lr = jnp.asarray(rng.uniform(size=(2, 48 // sc, 40 // sc, 3)), jnp.float32)
+  out = method.predict_fns(ctx, meta, method.stages(ctx)[0])["sr"](state, {"lr": lr, "hr": hr})
+  params = L.load_lpips_alex(str(tmp_path / "alexnet.pth"), str(tmp_path / "lin.pth"))
+  bic = jnp.clip(imresize_jax(lr, output_shape=(48, 40)), 0.0, 1.0)
+  np.testing.assert_allclose(out["bicubic_lpips"], L.lpips_alex(params, bic, hr), rtol=1e-5)
+  assert out["lpips"].shape == (2,) and np.all(np.asarray(out["lpips"]) > 0)
