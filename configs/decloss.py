@@ -96,10 +96,12 @@ def get_config(arg=None):
   c.batch_size = 16
   c.eval_batch_size = 1
   c.steps = c.decloss.pretrain_steps + 3 * c.decloss.finetune_steps
+  # NIQE of the SR outputs joins every evaluation once --config.decloss.niqe_model is set.
+  sr_evals = {"mean": {}, "niqe": {"model": c.decloss.get_ref("niqe_model"), "border": c.decloss.get_ref("scale")}}
   c.evals = ml_collections.ConfigDict({"eval": config_lib.eval_block(
-      predict="sr", evaluators={"mean": {}})})
+      predict="sr", evaluators=sr_evals)})
   for key in ("set5", "set14", "b100", "urban100", "manga109"):
-    c.evals[key] = config_lib.eval_block(predict="sr", evaluators={"mean": {}},
+    c.evals[key] = config_lib.eval_block(predict="sr", evaluators=sr_evals,
                                          dataset=f"sr_test_{key}")
   c.checkpoint_every = 10_000
   c.log_every = 100
@@ -108,7 +110,7 @@ def get_config(arg=None):
   photos = {"dataset.name": "photos_sr", "dataset.train_folder": "", "dataset.folder": "",
             "dataset.test_root": "",
             "evals": ml_collections.ConfigDict({"eval": config_lib.eval_block(
-                predict="sr", evaluators={"mean": {}})})}
+                predict="sr", evaluators=sr_evals)})}
   config_lib.apply_flags(c, flags, demo={
       **photos, "models": demo_roles, "decloss.extractor": "random", "decloss.pretrain_steps": 300,
       "decloss.finetune_steps": 200, "decloss.eval_every_steps": 50,

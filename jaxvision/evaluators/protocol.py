@@ -24,7 +24,7 @@ from jaxvision.core.errors import ConfigError
 from jaxvision.core.evaluation import (LoopEvaluator, check_outputs, from_config, make,  # noqa: F401
                                        register)
 from jaxvision.evaluators import (attack, autodl, base, classification, forgery, gan,
-                                  image_quality, matting, rec, segmentation, vqa)
+                                  image_quality, matting, niqe, rec, segmentation, vqa)
 
 
 @register("mean")
@@ -60,6 +60,23 @@ class PsnrSsim(LoopEvaluator):
   """PSNR/SSIM (Y channel, border crop = scale) from {"pred", "target"} images in [0, 1]."""
   inputs = (("pred", "pred"), ("target", "target"))
   factory = image_quality.PsnrSsimEvaluator
+
+
+@register("niqe")
+class Niqe(LoopEvaluator):
+  """Mean NIQE (`niqe.py`) of {"pred": images [B, H, W, 3] in [0, 1]} cropped to the optional
+  {"hw": true sizes [B, 2]}; options model=<pristine model file> ("" = off: reads nothing),
+  border."""
+  inputs = (("images", "pred"),)
+  optional = (("hw", "hw"),)
+  factory = niqe.NiqeEvaluator
+
+  def required_keys(self):
+    return super().required_keys() if self.options.get("model") else []
+
+  def update(self, out, mask):
+    if self.options.get("model"):
+      super().update(out, mask)
 
 
 @register("matting")

@@ -93,7 +93,8 @@ def test_rec_miou_vqa_alc():
 
 def test_every_registered_evaluator_is_covered():
   covered = {"mean", "classification", "psnr_ssim", "matting", "forgery", "rec", "miou", "vqa",
-             "autodl_alc", "fid", "attack_success"}
+             "autodl_alc", "fid", "attack_success",
+             "niqe"}  # niqe: tests/evaluators/test_niqe.py (padding, mask, value)
   names = LOOP_EVALUATORS.names()
   ours = {n for n in names if LOOP_EVALUATORS.get(n).__module__ == protocol.__name__}
   assert ours == covered  # (methods may register their own, e.g. laconv_vqa)

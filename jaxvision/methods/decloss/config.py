@@ -24,7 +24,10 @@ def defaults() -> ml_collections.ConfigDict:
   models.extractor.init.torch_checkpoint, also used for the perceptual role). lpips_alexnet:
   torchvision AlexNet weights (alexnet-owt-7be5be79.pth) to add the calibrated LPIPS v0.1
   (`lpips`, also the speed-ratio target) to every evaluation; lpips_lin: its linear layers
-  ("" = weights/v0.1/alex.pth of the installed `lpips` package). "" = the proxy only."""
+  ("" = weights/v0.1/alex.pth of the installed `lpips` package). "" = the proxy only.
+  niqe_model: a NIQE pristine model (BasicSR's niqe_pris_params.npz or the authors'
+  modelparameters.mat) to add NIQE of the SR outputs (Y, border = scale) to every evaluation;
+  "" = off. PI is not available (Ma et al.'s trained forests are not)."""
   return ml_collections.ConfigDict({
       "scale": 4,
       "compare": ("l1", "decloss", "gan"),
@@ -37,5 +40,6 @@ def defaults() -> ml_collections.ConfigDict:
       "lpips_proxy_seed": 1234,
       "lpips_alexnet": "",
       "lpips_lin": "",
+      "niqe_model": "",
       "crops": True,
   })

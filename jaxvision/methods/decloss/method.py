@@ -252,6 +252,7 @@ def predict_fns(ctx: RunContext, meta, stage):
   d = _dcfg(ctx)
   scale, seed = int(d.scale), int(d.lpips_proxy_seed)
   lp = _lpips_params(str(d.lpips_alexnet), str(d.lpips_lin)) if d.lpips_alexnet else None
+  niqe = bool(d.niqe_model)
 
   def metrics(x, hr, hw):
     out = M.sr_metrics(x, hr, hw, scale, seed)
@@ -268,6 +269,8 @@ def predict_fns(ctx: RunContext, meta, stage):
     out = metrics(sr.astype(jnp.float32), hr, hw)
     bic = jnp.clip(imresize_jax(lr.astype(jnp.float32), output_shape=hr.shape[1:3]), 0.0, 1.0)
     out.update({f"bicubic_{k}": v for k, v in metrics(bic, hr, hw).items()})
+    if niqe:  # images for the host-side NIQE evaluator
+      out.update(pred=sr.astype(jnp.float32), hw=hw)
     return out
   return {"sr": sr_predict}
 

@@ -123,7 +123,7 @@ def test_start_up_errors(load_config, tmp_path):
     loop.Trainer(c, str(tmp_path / "d")).run()
 
 
-def test_calibrated_lpips_is_added_to_every_evaluation(load_config, tmp_path):
+def test_calibrated_lpips_and_niqe_join_every_evaluation(load_config, tmp_path):
   """decloss.lpips_alexnet: predict adds `lpips` (and `bicubic_lpips`) equal to the evaluator
   module's value; a missing file stops the run at start-up with one line."""
   torch = pytest.importorskip("torch")
@@ -144,6 +144,11 @@ def test_calibrated_lpips_is_added_to_every_evaluation(load_config, tmp_path):
              tmp_path / "lin.pth")
   c.decloss.lpips_alexnet, c.decloss.lpips_lin = str(tmp_path / "alexnet.pth"), str(
       tmp_path / "lin.pth")
+  # NIQE: one knob turns on the images in the predict output and the evaluator of every eval.
+  assert c.evals.eval.evaluators.niqe.model == ""
+  c.decloss.niqe_model = str(tmp_path / "niqe.npz")
+  assert c.evals.eval.evaluators.niqe.model == c.decloss.niqe_model
+  assert c.evals.eval.evaluators.niqe.border == c.decloss.scale
   ctx, _ = loop.build_context(c, str(tmp_path / "b"))
   from jaxvision.core.registry import METHODS
   method = METHODS.get("decloss")
@@ -158,3 +163,5 @@ def test_calibrated_lpips_is_added_to_every_evaluation(load_config, tmp_path):
   bic = jnp.clip(imresize_jax(lr, output_shape=(48, 40)), 0.0, 1.0)
   np.testing.assert_allclose(out["bicubic_lpips"], L.lpips_alex(params, bic, hr), rtol=1e-5)
   assert out["lpips"].shape == (2,) and np.all(np.asarray(out["lpips"]) > 0)
+  assert out["pred"].shape == (2, 48, 40, 3)
+  np.testing.assert_array_equal(out["hw"], [[48, 40], [48, 40]])
