@@ -184,3 +184,58 @@ class NiqeEvaluator:
   def result(self):
     return self.acc.result() if self.model is not None else {}
 
+
+
+def _read_y(path: str) -> np.ndarray:
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  from jaxvision.evaluators.image_quality import Y_OFFSET, Y_WEIGHTS  # pylint: disable=import-outside-toplevel
+  with Image.open(path) as im:
+    x = np.asarray(im.convert("RGB"), np.float64) / 255.0
+  return x @ np.asarray(Y_WEIGHTS, np.float64) + Y_OFFSET
+
+
+def main(argv=None) -> int:
+  """`python -m jaxvision.evaluators.niqe --fit DIR|embedded --out model.npz`: fits a pristine
+  model (the published one needs the authors' file); `--score IMAGE --model model.npz` scores."""
+  import argparse  # pylint: disable=import-outside-toplevel
+  import sys  # pylint: disable=import-outside-toplevel
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--fit", default="", help="folder of pristine images, or 'embedded' (the "
+                  "package's embedded training photos)")
+  ap.add_argument("--out", default="", help="where --fit writes the model (.npz)")
+  ap.add_argument("--score", nargs="*", default=[], help="images to score with --model")
+  ap.add_argument("--model", default="", help="pristine model file")
+  ap.add_argument("--sharpness", type=float, default=0.75)
+  a = ap.parse_args(argv)
+  try:
+    if a.fit:
+      if not a.out:
+        raise ConfigError("--fit needs --out model.npz")
+      if a.fit == "embedded":
+        from jaxvision.data import photos  # pylint: disable=import-outside-toplevel
+        from jaxvision.evaluators.image_quality import Y_OFFSET, Y_WEIGHTS  # pylint: disable=import-outside-toplevel
+        ys = [p.astype(np.float64) / 255 @ np.asarray(Y_WEIGHTS) + Y_OFFSET
+              for p in photos.photos("train")]
+      else:
+        d = os.path.expanduser(a.fit)
+        if not os.path.isdir(d):
+          raise ConfigError(f"--fit {d}: not a folder of images")
+        ys = [_read_y(os.path.join(d, n)) for n in sorted(os.listdir(d))
+              if n.lower().endswith((".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))]
+        if not ys:
+          raise ConfigError(f"--fit {d}: no images")
+      m = fit_pristine(ys, sharpness=a.sharpness)
+      np.savez(a.out, mu=m["mu"], cov=m["cov"])
+      print(f"wrote {a.out} (fit on {len(ys)} images)")
+    if a.score:
+      m = load_pristine(a.model)
+      for p in a.score:
+        print(f"{p}\tNIQE {niqe(_read_y(p), m):.4f}")
+  except (ConfigError, ValueError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

@@ -93,3 +93,18 @@ def test_loop_evaluator_crops_padding_and_skips_masked_rows(model, tmp_path):
             np.asarray([1, 0, 0]))
   y = np.round(img * 255) / 255 @ np.asarray(Y_WEIGHTS) + Y_OFFSET
   assert ev.result()["niqe"] == pytest.approx(N.niqe(y, m), rel=1e-9)
+
+
+def test_cli_fits_and_scores(tmp_path, capsys):
+  from PIL import Image
+  rng = np.random.default_rng(3)
+  (tmp_path / "pristine").mkdir()
+  for i in range(2):
+    img = ndimage.gaussian_filter(rng.uniform(0, 255, (200, 210, 3)), (1, 1, 0))
+    Image.fromarray(img.astype(np.uint8)).save(tmp_path / "pristine" / f"{i}.png")
+  out = str(tmp_path / "m.npz")
+  assert N.main(["--fit", str(tmp_path / "pristine"), "--out", out]) == 0
+  assert N.main(["--score", str(tmp_path / "pristine" / "0.png"), "--model", out]) == 0
+  assert "NIQE " in capsys.readouterr().out
+  assert N.main(["--fit", str(tmp_path / "none"), "--out", out]) == 2
+  assert "not a folder of images" in capsys.readouterr().err
