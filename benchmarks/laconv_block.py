@@ -5,7 +5,7 @@
 
 Table 1: the LaConv aggregation fwd+bwd (what training pays) at the LaConvNet-S stage shapes:
   xla   = jaxvision.kernels.dynamic_conv impl='xla' (k*k shifted slices, O(BHWC) memory)
-  pallas= impl='pallas' (Triton on GPU; interpret mode on CPU, meaningless for speed)
+  pallas= impl='pallas' (Triton on GPU, Mosaic on TPU; interpret mode on CPU, meaningless for speed)
   unfold= the SAN reference identity: unfold x to [B,H,W,k*k,C], multiply by the kernels and
           sum (O(BHWCk^2) memory), plain XLA
   and the ratio unfold / xla (and unfold / pallas).
@@ -58,7 +58,8 @@ def bench_block(small: bool, batch: int, iters: int, dtype):
   # (H, C, G, k) of LaConvNet-S stages at 416 (stage 1 has k = 3 and 5).
   shapes = [(16, 8, 2, 3), (8, 16, 4, 5)] if small else [
       (208, 16, 4, 5), (104, 64, 4, 7), (52, 128, 8, 7), (26, 256, 8, 7), (13, 512, 16, 7)]
-  impls = ["xla", "unfold"] + (["pallas"] if jax.default_backend() == "gpu" or small else [])
+  on_device = jax.default_backend() in ("gpu", "tpu")
+  impls = ["xla", "unfold"] + (["pallas"] if on_device or small else [])
   rows = []
   key = jax.random.key(0)
   for h, c, g, k in shapes:
@@ -140,7 +141,7 @@ def main():
   if not a.skip_model:
     res["model"] = []
     variant, size, b = ("tiny", 64, 2) if a.small else ("s", a.size, a.model_batch)
-    impls = ["xla"] + (["pallas"] if jax.default_backend() == "gpu" else [])
+    impls = ["xla"] + (["pallas"] if jax.default_backend() in ("gpu", "tpu") else [])
     for impl in impls:
       r = bench_model(size, b, 2 if a.small else a.iters, variant, a.dtype, impl)
       res["model"].append(r)

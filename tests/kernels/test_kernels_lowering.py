@@ -68,3 +68,17 @@ def test_dynamic_conv_lowers_to_triton(monkeypatch, shape):
 
   mod = _lower(monkeypatch, "gpu", fe, x, ke)
   assert "__gpu$xla.gpu.triton" in mod and all(n in mod for n in names)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_dynamic_conv_lowers_to_mosaic(monkeypatch, dtype):
+  b, h, w, c, g, k = 2, 26, 26, 256, 8, 3  # a LaConvNet-S stage at 416 px input
+  def f(x, kn):
+    out, vjp = jax.vjp(lambda x, kn: dynamic_conv(x, kn, kernel_size=k, groups=g, impl="pallas"),
+                       x, kn)
+    return out, vjp(out)
+
+  mod = _lower(monkeypatch, "tpu", f, S((b, h, w, c), dtype), S((b, h, w, g * k * k), dtype))
+  assert "tpu_custom_call" in mod
+  assert all(n in mod for n in ("dynamic_conv_tpu_fwd", "dynamic_conv_tpu_bwd_x",
+                                "dynamic_conv_tpu_bwd_k"))

@@ -4,12 +4,13 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jaxvision.kernels import _dispatch
-from jaxvision.kernels.dynamic_conv import pallas_gpu
+from jaxvision.kernels.dynamic_conv import pallas_gpu, pallas_tpu
 from jaxvision.kernels.dynamic_conv.config import DEFAULT_CONFIG, PREFERRED, DynamicConvConfig
 from jaxvision.kernels.dynamic_conv.reference import (dynamic_conv_per_example_reference,
                                                       dynamic_conv_reference)
 
-_NO_TPU = "no Mosaic TPU kernel for dynamic_conv yet (needs halo DMA tiling); use 'xla'"
+_NO_TPU_PER_EXAMPLE = ("the Mosaic TPU kernel is per-pixel only (per-example kernels are a "
+                       "grouped conv XLA already tiles well); use 'xla'")
 
 
 def _check_common(op, x, kernels, kernel_size, groups, dilation):
@@ -28,11 +29,11 @@ def _check_common(op, x, kernels, kernel_size, groups, dilation):
     raise ValueError(f"{op}: dilation must be an int >= 1, got {dilation!r}.")
 
 
-def _choose(op, impl, x, kernels, groups):
+def _choose(op, impl, x, kernels, groups, tpu_check):
   return _dispatch.choose(
       op, impl, PREFERRED,
       {"pallas_gpu": lambda: pallas_gpu.supported(x, kernels, groups),
-       "pallas_tpu": lambda: _NO_TPU})
+       "pallas_tpu": tpu_check})
 
 
 def dynamic_conv(x, kernels, *, kernel_size: int, groups: int, dilation: int = 1,
@@ -45,7 +46,7 @@ def dynamic_conv(x, kernels, *, kernel_size: int, groups: int, dilation: int = 1
   Args:
     x: [B,H,W,C]. kernels: [B,H,W,G*k*k] (group-major, taps row-major).
     kernel_size: odd k. groups: G, divides C; interleaved (c mod G) groups.
-    impl: "auto" | "xla" | "pallas" | "pallas_gpu" ("pallas_tpu" is not available).
+    impl: "auto" | "xla" | "pallas" | "pallas_gpu" | "pallas_tpu".
   Returns:
     [B,H,W,C] in x.dtype.
   """
@@ -55,10 +56,16 @@ def dynamic_conv(x, kernels, *, kernel_size: int, groups: int, dilation: int = 1
   if kernels.shape != want:
     raise ValueError(f"dynamic_conv: kernels must be [B,H,W,groups*k*k] = {want}, "
                      f"got {kernels.shape}.")
-  which = _choose("dynamic_conv", impl, x, kernels, groups)
+  cfg = config or DEFAULT_CONFIG
+  which = _choose("dynamic_conv", impl, x, kernels, groups, lambda: pallas_tpu.supported(
+      x, kernels, kernel_size, groups, dilation, cfg.tpu_vmem_budget))
+  if which == "pallas_tpu":
+    st = pallas_tpu.make_static(x, kernel_size=kernel_size, groups=groups, dilation=dilation,
+                                max_rows=cfg.tpu_max_rows)
+    return pallas_tpu.dynamic_conv_tpu(x, kernels, st)
   if which == "pallas_gpu":
     st = pallas_gpu.make_static(x, kernel_size=kernel_size, groups=groups, dilation=dilation,
-                                per_pixel=True, cfg=config or DEFAULT_CONFIG)
+                                per_pixel=True, cfg=cfg)
     return pallas_gpu.dynamic_conv_pallas(x, kernels, st)
   return dynamic_conv_reference(x, kernels, kernel_size=kernel_size, groups=groups,
                                 dilation=dilation)
@@ -81,7 +88,8 @@ def dynamic_conv_per_example(x, kernels, *, dilation: int = 1, impl: str = "auto
                      f"x.shape[0] = {x.shape[0] if x.ndim else '?'}, got {kernels.shape}.")
   k, g = kernels.shape[1], kernels.shape[3]
   _check_common("dynamic_conv_per_example", x, kernels, k, g, dilation)
-  which = _choose("dynamic_conv_per_example", impl, x, kernels, g)
+  which = _choose("dynamic_conv_per_example", impl, x, kernels, g,
+                  lambda: _NO_TPU_PER_EXAMPLE)
   if which == "pallas_gpu":
     st = pallas_gpu.make_static(x, kernel_size=k, groups=g, dilation=dilation,
                                 per_pixel=False, cfg=config or DEFAULT_CONFIG)
