@@ -62,6 +62,13 @@ def solution_overrides(c) -> dict:
   return {k: v for k, v in sol.items() if v != {}}
 
 
+def weights(c) -> dict:
+  """How each net of the solution is initialised under config `c`: {net: 'random init' |
+  'weights file PATH'} (from solution.image.pretrained / solution.video.pretrained)."""
+  from jaxvision.autodl.solution import meta_learner  # pylint: disable=g-import-not-at-top
+  return meta_learner.weights(meta_learner.options(solution_overrides(c)))
+
+
 def get_config(arg=None) -> ml_collections.ConfigDict:
   """Variants (configs/autodl.py docstring): paper (default), demo, smoke."""
   variant, flags = config_lib.parse_arg(arg, VARIANTS, default="paper")
@@ -71,6 +78,9 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.solution.image.width_multiplier = 1.0
     c.solution.video.width_multiplier = 1.0
     c.solution.video.blocks = [2, 2, 2, 2]
+    c.solution.speech.tr34_width_multiplier = 1.0
+    c.solution.speech.tr34_n_mels = 64
+    c.solution.speech.tr34_frames = [125, 250, 500]   # DeepWisdom's lengths, 10 ms hop, 5 s cap
   if variant == "demo" or "demo" in flags:
     c.time_budget = 60.0
     c.num_seeds = 3

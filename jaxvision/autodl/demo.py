@@ -68,7 +68,8 @@ def run_demo(c, workdir: str, log=print) -> dict:
             f"preds {res['num_predictions']:2d} first {res['timestamps'][0] if res['timestamps'] else float('nan'):5.1f}s "
             f"wall {time.time() - t:5.1f}s {'; '.join(res['errors'])[:120]}")
   summary = {"config": c.to_dict(), "time_budget": c.time_budget, "t0": c.t0,
-             "num_seeds": c.num_seeds, "datasets": list(dirs), "participants": {}}
+             "num_seeds": c.num_seeds, "datasets": list(dirs), "participants": {},
+             "weights": config_lib.weights(c)}
   for p in participants:
     per = {}
     for d in dirs:

@@ -142,10 +142,12 @@ def _expected(model: nnx.Module, rule: Callable[[str], str]):
   """Yields (torch_key, variable, convert_fn, expected_torch_shape) for every tensor."""
   for path, mod in common.iter_layers(model):
     prefix = rule(path)
-    if isinstance(mod, nnx.Conv):
+    if isinstance(mod, nnx.Conv):  # 1-, 2- or 3-D: [*spatial, ci, co] <- [co, ci, *spatial]
       k = mod.kernel
-      kh, kw, ci, co = k.get_value().shape
-      yield f"{prefix}.weight", k, lambda a: np.transpose(a, (2, 3, 1, 0)), (co, ci, kh, kw)
+      *sp, ci, co = k.get_value().shape
+      perm = tuple(range(2, 2 + len(sp))) + (1, 0)
+      yield (f"{prefix}.weight", k, lambda a, perm=perm: np.transpose(a, perm),
+             (co, ci, *sp))
       if isinstance(mod.bias, nnx.Variable) and mod.bias.get_value() is not None:
         yield f"{prefix}.bias", mod.bias, None, (co,)
     elif isinstance(mod, nnx.Linear):

@@ -8,7 +8,7 @@ adds its test prediction to the ensembler and returns the ensemble, and sets
 
   image    linear model on pooled pixels (1st call) -> ResNet-18 (zoo) -> ResNet-9
   video    linear model on |FFT| of frames (1st call) -> MC3-style 3-D ResNet
-  speech   log-mel (librosa) mean/std features + logistic regression schedule
+  speech   log-mel (librosa) mean/std + logistic regression -> ThinResNet-34 (JAX) rounds
   text     TF-IDF + linear SVM (first calls) -> TextCNN (JAX)
   tabular  LightGBM grown by 5 rounds a call -> extra trees, logistic, MLP -> blend
 """
@@ -160,7 +160,16 @@ class Learner:
   def warmup(self):
     """Called from Model.__init__ (not charged): compile what the metadata allows."""
 
+  def init_notes(self) -> dict:
+    """{net: 'random init' | 'weights file PATH ...'} for the nets this learner trains."""
+    return {}
+
   # the cycle
+  def next_call_seconds(self) -> float:
+    """Expected length of the next train call (the first carries one-off costs: imports,
+    scans; so a planned call is expected after it)."""
+    return self.call_seconds() if self.n_calls <= 1 else self.t_call
+
   def margin(self) -> float:
     return self.opts["margin_frac"] * (self.first_rem or 0.0)
 
@@ -199,9 +208,7 @@ class Learner:
     self.t_test = time.time() - t
     if remaining_time_budget is not None:
       rem = float(remaining_time_budget) - self.t_test
-      # the first call carries one-off costs (imports, scans); expect a planned call next
-      t_next = self.call_seconds() if self.n_calls <= 1 else self.t_call
-      if rem - self.margin() < 1.5 * (self.t_test + t_next):
+      if rem - self.margin() < 1.5 * (self.t_test + self.next_call_seconds()):
         self.done = True
     if self.finished():
       self.done = True
@@ -269,6 +276,24 @@ class _NetLearner(Learner):
 
   def switch_now(self) -> bool:
     return False
+
+  # pretrained weights (option `pretrained`: a torchvision state_dict file; "" = random init)
+  def use_pretrained(self) -> bool:
+    """The ablation `no_warmstart` (a: random init / no warm start) ignores the weights."""
+    return bool(self.d.get("pretrained")) and not self.no_warmstart
+
+  def state_dict(self) -> dict:
+    if getattr(self, "_state_dict", None) is None:
+      from jaxvision.models import torch_import  # pylint: disable=g-import-not-at-top
+      self._state_dict = torch_import.read_state_dict(self.d["pretrained"])
+    return self._state_dict
+
+  def weights_note(self) -> str:
+    from jaxvision.autodl.solution import pretrained  # pylint: disable=g-import-not-at-top
+    if not self.use_pretrained():
+      return pretrained.RANDOM_INIT
+    note = getattr(self, "head_note", None)
+    return pretrained.describe(self.d["pretrained"]) + (f" ({note})" if note else "")
 
   def fit_call(self, deadline):
     xs, y = self._train_arrays()
@@ -357,8 +382,16 @@ class ImageLearner(_NetLearner):
     from flax import nnx  # pylint: disable=g-import-not-at-top
     from jaxvision import models  # pylint: disable=g-import-not-at-top
     from jaxvision.autodl.solution import nets  # pylint: disable=g-import-not-at-top,unused-import
-    return models.build(name, self.k, rngs=nnx.Rngs(seed),
-                        width_multiplier=self.d["width_multiplier"])
+    net = models.build(name, self.k, rngs=nnx.Rngs(seed),
+                       width_multiplier=self.d["width_multiplier"])
+    if name == "resnet18" and self.use_pretrained():
+      from jaxvision.autodl.solution import pretrained  # pylint: disable=g-import-not-at-top
+      self.head_note = pretrained.load_resnet18(net, dict(self.state_dict()))
+    return net
+
+  def init_notes(self):
+    return {b: (self.weights_note() if b == "resnet18" else "random init")
+            for b in self.backbones()}
 
   def augment(self):
     if not self.d["hflip"]:
@@ -416,16 +449,77 @@ class VideoLearner(_NetLearner):
   def build_net(self, name, seed):
     from flax import nnx  # pylint: disable=g-import-not-at-top
     from jaxvision.autodl.solution.nets import VideoNet  # pylint: disable=g-import-not-at-top
-    return VideoNet(self.k, rngs=nnx.Rngs(seed), width_multiplier=self.d["width_multiplier"],
-                    blocks=tuple(self.d["blocks"]))
+    net = VideoNet(self.k, rngs=nnx.Rngs(seed), width_multiplier=self.d["width_multiplier"],
+                   blocks=tuple(self.d["blocks"]), fc_bias=self.use_pretrained())
+    if self.use_pretrained():
+      from jaxvision.autodl.solution import pretrained  # pylint: disable=g-import-not-at-top
+      self.head_note = pretrained.load_mc3_18(net, dict(self.state_dict()))
+    return net
+
+  def init_notes(self):
+    return {"mc3_18" if self.use_pretrained() else "mc3": self.weights_note()}
 
 
 # ------------------------------------------------------------------ speech
 class SpeechLearner(Learner):
   """Speech: waveform -> 5 s crop/tile at 16 kHz -> log-mel (librosa; 30 mels, n_fft
   1024, hop 640, fmin 20, fmax 8000) -> per-mel mean and std -> logistic regression
-  (liblinear, then lbfgs / SAG as in DeepWisdom's call schedule)."""
+  (liblinear, then lbfgs / SAG as in DeepWisdom's call schedule), then ThinResNet-34
+  rounds on per-mel standardised log-mel frames (tr34_n_mels mels, hop tr34_hop_length;
+  the same STFT/mel code) whose crop length grows with the rounds (tr34_frames).
+
+  Schedule by call (DeepWisdom's decision_making): K < 10: LR-liblinear, LR-liblinear,
+  then TR34; otherwise LR, LR, LR-SAG, then TR34. TR34 trains with Adam (lr 1.75e-3,
+  weight decay 1e-3, batch 32): 8 epochs on its first round when K <= 10, else 14, then
+  1 per call, each call stopped at its deadline; every round is one ensembler entry.
+  """
   domain = "speech"
+
+  def __init__(self, metadata, opts):
+    super().__init__(metadata, opts)
+    self.tr34 = None
+    self.tr34_rounds = 0
+    self._mel_banks: dict = {}
+    self._mel_cache = (-1, None)
+    self._specs: dict = {}
+    self._t_clip = 0.0
+
+  def next_call_seconds(self) -> float:
+    """The first TR34 call also computes every clip's spectrogram (about one LR feature
+    transform each) and later calls grow with the crop: counted so that `done` is set
+    before a call that cannot fit."""
+    t = super().next_call_seconds()
+    if self.model_at(self.n_calls) != "tr34":
+      return t
+    r = self.tr34_rounds
+    if r == 0:
+      ing = self.ingestor
+      n = len(ing.train_x) + len(ing.val_x) + len(ing.test_x or [])
+      return t + n * self._t_clip
+    # a TR34 call costs about its crop length: scale the last one when the crop grows
+    return t * self.crop_length(r) / self.crop_length(r - 1)
+
+  def plan(self) -> list[str]:
+    return list(self.d["schedule_small_k"] if self.k < 10 else self.d["schedule_large_k"])
+
+  def uses_tr34(self) -> bool:
+    return "tr34" in self.plan()
+
+  def model_at(self, call: int) -> str:
+    """The model kind trained at train call `call` (0-based; the plan's last repeats)."""
+    plan = self.plan()
+    return plan[min(call, len(plan) - 1)]
+
+  def crop_length(self, tr34_round: int) -> int:
+    """TR34 input frames at round r (grows; the last length repeats)."""
+    f = self.d["tr34_frames"]
+    return int(f[min(tr34_round, len(f) - 1)])
+
+  def round_epochs(self, tr34_round: int) -> int:
+    """First round: 8 epochs when K <= 10, else 14 (tr34_first_epochs); then 1 per call."""
+    if tr34_round == 0 or self.no_warmstart:
+      return int(self.d["tr34_first_epochs"][0 if self.k <= 10 else 1])
+    return int(self.d["tr34_epochs_per_call"])
 
   def schedule(self):
     n = self.md.size()
@@ -433,38 +527,132 @@ class SpeechLearner(Learner):
     sizes[0] = max(sizes[0], self.d["min_first"])
     return sizes
 
-  def transform(self, x):
+  def _logmel(self, wav: np.ndarray, n_mels: int, hop: int) -> np.ndarray:
+    """[samples] -> log-mel power (dB) [n_mels, frames] (librosa; banks built once)."""
     librosa = _require("librosa")
     d = self.d
+    if n_mels not in self._mel_banks:
+      self._mel_banks[n_mels] = librosa.filters.mel(sr=d["sample_rate"], n_fft=d["n_fft"],
+                                                    n_mels=n_mels, fmin=d["fmin"],
+                                                    fmax=d["fmax"])
+    power = np.abs(librosa.stft(wav, n_fft=d["n_fft"], hop_length=hop)) ** 2
+    return librosa.power_to_db(self._mel_banks[n_mels] @ power, ref=1.0)
+
+  def transform(self, x):
+    """-> (LR features [2 n_mels], the clip's first samples that TR34 reads (float16) or
+    None when the schedule has no TR34). The TR34 spectrograms are computed when its
+    rounds start (`_spec`), so they never delay the first prediction."""
+    d = self.d
+    t = time.perf_counter()
     wav = np.asarray(x, np.float32).reshape(-1)
     n = int(d["clip_seconds"] * d["sample_rate"])
     wav = np.tile(wav, int(np.ceil(n / max(1, len(wav)))))[:n] if len(wav) < n else wav[:n]
-    if getattr(self, "_mel", None) is None:  # the mel filter bank, built once
-      self._mel = librosa.filters.mel(sr=d["sample_rate"], n_fft=d["n_fft"], n_mels=d["n_mels"],
-                                      fmin=d["fmin"], fmax=d["fmax"])
-    power = np.abs(librosa.stft(wav, n_fft=d["n_fft"], hop_length=d["hop_length"])) ** 2
-    logmel = librosa.power_to_db(self._mel @ power, ref=1.0)
-    return np.concatenate([logmel.mean(1), logmel.std(1)]).astype(np.float32)
+    logmel = self._logmel(wav, d["n_mels"], d["hop_length"])
+    feats = np.concatenate([logmel.mean(1), logmel.std(1)]).astype(np.float32)
+    self._t_clip = 0.9 * self._t_clip + 0.1 * (time.perf_counter() - t)  # s per clip (EMA)
+    if not self.uses_tr34():
+      return feats, None
+    return feats, wav[:(max(d["tr34_frames"]) - 1) * d["tr34_hop_length"]].astype(np.float16)
+
+  def _spec(self, x) -> np.ndarray:
+    """Example -> TR34 input [tr34_n_mels, max(tr34_frames)]: log-mel (same code as the
+    LR features, hop tr34_hop_length), standardised per mel over time; cached."""
+    hit = self._specs.get(id(x))
+    if hit is not None and hit[0] is x:
+      return hit[1]
+    d = self.d
+    spec = self._logmel(x[1].astype(np.float32), d["tr34_n_mels"], d["tr34_hop_length"])
+    spec = spec[:, :max(d["tr34_frames"])]
+    spec = ((spec - spec.mean(1, keepdims=True)) / (spec.std(1, keepdims=True) + 1e-5))
+    self._specs[id(x)] = (x, spec.astype(np.float16))
+    return self._specs[id(x)][1]
+
+  @staticmethod
+  def _feats(xs) -> np.ndarray:
+    return _stack([x[0] for x in xs])
+
+  def _frames(self, xs, length: int | None = None) -> np.ndarray:
+    """-> [n, tr34_n_mels, length, 1] float32 (the first `length` frames)."""
+    a = np.stack([self._spec(x)[:, :length] for x in xs])
+    return a.astype(np.float32)[..., None]
 
   def warmup(self):
-    """librosa's first STFT loads its FFT back end (seconds): do it in __init__."""
+    """librosa's first STFT loads its FFT back end (seconds); TR34 is compiled for each
+    crop length of its schedule (Model.__init__ is not charged)."""
     self.transform(np.zeros((self.d["sample_rate"] // 10, 1, 1, 1), np.float32))
+    if self.uses_tr34():
+      tr = self._tr34_trainer(fresh=False)
+      for f in sorted(set(self.d["tr34_frames"])):
+        tr.warmup((self.d["tr34_n_mels"], int(f), 1), self.k)
+
+  def build_tr34(self, seed: int):
+    from flax import nnx  # pylint: disable=g-import-not-at-top
+    from jaxvision.autodl.solution.nets import ThinResNet34  # pylint: disable=g-import-not-at-top
+    d = self.d
+    return ThinResNet34(self.k, rngs=nnx.Rngs(seed), n_freq=d["tr34_n_mels"],
+                        width_multiplier=d["tr34_width_multiplier"],
+                        blocks=tuple(d["tr34_blocks"]), aggregation=d["tr34_aggregation"])
+
+  def _tr34_trainer(self, fresh: bool):
+    """The TR34 trainer; compiled once, re-initialised (same compiled steps) when fresh."""
+    from jaxvision.autodl.solution.nets import NetTrainer  # pylint: disable=g-import-not-at-top
+    seed = self.seed + 1000 * self.n_calls
+    d = self.d
+    if self.tr34 is None:
+      self.tr34 = NetTrainer(self.build_tr34(seed), multilabel=bool(self.multilabel),
+                             lr=d["tr34_lr"], optimizer="adam",
+                             weight_decay=d["tr34_weight_decay"],
+                             batch_size=min(32, d["tr34_batch_size"]), seed=seed)
+    elif fresh:
+      self.tr34.reset(self.build_tr34(seed), seed)
+    self.tr34.multilabel = bool(self.multilabel)
+    return self.tr34
+
+  def _train_frames(self, xs) -> np.ndarray:
+    if self._mel_cache[0] != len(xs):
+      self._mel_cache = (len(xs), self._frames(xs))
+    return self._mel_cache[1]
+
+  def _tr34_round(self, deadline):
+    xs, y = self.ingestor.arrays("train")
+    r = self.tr34_rounds
+    frames = self.crop_length(r)
+    tr = self._tr34_trainer(fresh=self.no_warmstart and r > 0)
+    X = self._train_frames(xs)
+    tr.steps_per_epoch = max(1, -(-len(xs) // tr.batch_size))
+    epochs = self.round_epochs(r)
+
+    def crop(xb, rng, frames=frames):  # a random window of the current length
+      start = rng.integers(0, xb.shape[2] - frames + 1)
+      return xb[:, :, start:start + frames]
+    tr.augment = crop
+    tr.fit(X, y, deadline=deadline, min_steps=1, max_steps=epochs * tr.steps_per_epoch)
+    self.tr34_rounds += 1
+    return [(f"tr34@r{r}f{frames}s{tr.steps}",
+             lambda x: tr.predict(self._frames(list(x), frames)))]
 
   def fit_call(self, deadline):
+    kind = self.model_at(self.n_calls)
+    if kind == "tr34":
+      return self._tr34_round(deadline)
     xs, y = self.ingestor.arrays("train")
-    plan = self.d["schedule_small_k"] if self.k < 10 else self.d["schedule_large_k"]
-    kind = plan[min(self.n_calls, len(plan) - 1)]
     kw = {"lr_liblinear": dict(solver="liblinear", max_iter=100),
           "lr": dict(solver="lbfgs", max_iter=100),
           "lr_sag": dict(solver="sag", max_iter=50),
-          "lr_full": dict(solver="lbfgs", max_iter=300, C=3.0)}[kind]
-    m = LinearModel(self.k, self.multilabel, seed=self.seed, balanced=True, **kw).fit(
-        _stack(xs), y)
-    return [(f"{kind}@{len(xs)}", lambda x: m.predict(_stack(list(x))))]
+          "lr_full": dict(solver="lbfgs", max_iter=300, C=3.0)}
+    if kind not in kw:
+      raise ValueError(f"unknown speech model {kind!r} in the schedule; use tr34 or {sorted(kw)}")
+    m = LinearModel(self.k, self.multilabel, seed=self.seed, balanced=True, **kw[kind]).fit(
+        self._feats(xs), y)
+    return [(f"{kind}@{len(xs)}", lambda x: m.predict(self._feats(list(x))))]
 
   def finished(self):
-    plan = self.d["schedule_small_k"] if self.k < 10 else self.d["schedule_large_k"]
-    return self.ingestor.exhausted and self.n_calls >= len(plan) + 1
+    if self.uses_tr34():
+      return self.tr34_rounds >= self.d["tr34_max_rounds"]
+    return self.ingestor.exhausted and self.n_calls >= len(self.plan()) + 1
+
+  def init_notes(self) -> dict:
+    return {"thin_resnet34": "random init"} if self.uses_tr34() else {}
 
 
 # ------------------------------------------------------------------ text

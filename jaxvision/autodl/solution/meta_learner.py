@@ -5,9 +5,14 @@ live here as plain defaults (the winners fixed them offline on public data;
 ours are fixed by hand, see the README). `options()` merges the JSON in the
 JAXVISION_AUTODL_CONFIG env var (set by `jaxvision.autodl.run`) over them.
 
+Pretrained weights: `image.pretrained` (a torchvision resnet18 state_dict .pth, needs
+image.width_multiplier 1) and `video.pretrained` (a torchvision mc3_18 state_dict, needs
+video.width_multiplier 1 and blocks [2,2,2,2]); "" = random init (the default: no
+weights ship offline). ThinResNet-34 (speech) is always random init here.
+
 Ablation switches (§7): `no_warmstart` (every train call restarts its
-learner from random init / from scratch; no pretrained weights exist offline,
-so the full system is random-init too), `last_checkpoint` (predict with the
+learner from random init / from scratch, and the `pretrained` files are ignored:
+ablation (a) "random init or no warm-start"), `last_checkpoint` (predict with the
 latest model instead of the validation ensemble), `load_all` (read the whole
 training set before the first prediction).
 """
@@ -42,6 +47,7 @@ DEFAULTS = {
         "steps_per_epoch": 30,
         "lr": 0.05, "momentum": 0.9, "weight_decay": 2.5e-4, "tau": 1.0,
         "hflip": True,
+        "pretrained": "",               # torchvision resnet18 state_dict (.pth); "" = random init
         "quick_first": True,            # a linear model on pooled pixels for the 1st prediction
         "load_schedule": [512, 1024, 2048],
     },
@@ -50,13 +56,24 @@ DEFAULTS = {
         "batch_size": 16, "steps_per_epoch": 20, "lr": 0.05, "momentum": 0.9,
         "weight_decay": 2.5e-4, "tau": 1.0, "quick_first": True,
         "load_schedule": [256, 512, 1024],
+        "pretrained": "",               # torchvision mc3_18 state_dict (.pth); "" = random init
     },
     "speech": {
         "sample_rate": 16000, "clip_seconds": 5.0, "n_mels": 30, "n_fft": 1024,
         "hop_length": 640, "fmin": 20.0, "fmax": 8000.0,
         "load_fractions": [0.1, 0.2, 0.4, 0.3], "min_first": 200,
-        "schedule_small_k": ["lr_liblinear", "lr_liblinear", "lr_full"],
-        "schedule_large_k": ["lr", "lr", "lr_sag", "lr_full"],
+        # models by call (the last repeats): lr_liblinear, lr, lr_sag, lr_full (lbfgs, C=3), tr34
+        "schedule_small_k": ["lr_liblinear", "lr_liblinear", "tr34"],   # K < 10
+        "schedule_large_k": ["lr", "lr", "lr_sag", "tr34"],
+        # ThinResNet-34 (nets.ThinResNet34) on standardised log-mel frames
+        "tr34_n_mels": 40, "tr34_hop_length": 160,   # DeepWisdom: 257 STFT bins, 10 ms hop
+        "tr34_frames": [32, 64, 128],     # crop length by TR34 round (grows; last repeats)
+        "tr34_width_multiplier": 0.25,    # 1.0 = the Keras model's widths; small on CPU
+        "tr34_blocks": [2, 3, 3, 3], "tr34_aggregation": "avg",   # or "gvlad" (GhostVLAD)
+        "tr34_lr": 1.75e-3, "tr34_weight_decay": 1e-3, "tr34_batch_size": 32,   # Adam
+        "tr34_first_epochs": [8, 14],     # first round: K <= 10, else; then per call:
+        "tr34_epochs_per_call": 1,
+        "tr34_max_rounds": 30,
     },
     "text": {
         "max_features": 20000, "max_fit_rows": 20000, "svm_calls": 2,
@@ -93,4 +110,41 @@ def options(overrides: dict | None = None) -> dict:
     opts = _merge(opts, json.loads(env))
   if overrides:
     opts = _merge(opts, overrides)
+  check(opts)
   return copy.deepcopy(opts)
+
+
+def check(opts: dict) -> dict:
+  """Fails fast (ValueError naming the option) on pretrained files that cannot load."""
+  need = {"image": "width_multiplier=1.0", "video": "width_multiplier=1.0 and video.blocks=[2,2,2,2]"}
+  for dom, fix in need.items():
+    path = opts[dom].get("pretrained", "")
+    if not path:
+      continue
+    if not os.path.isfile(path):
+      raise ValueError(f"{dom}.pretrained: no such file {path!r} (set \"\" for random init)")
+    full = opts[dom]["width_multiplier"] == 1.0 and (
+        dom == "image" or list(opts[dom]["blocks"]) == [2, 2, 2, 2])
+    if not full:
+      raise ValueError(f"{dom}.pretrained needs the full torchvision architecture: set "
+                       f"solution.{dom}.{fix}")
+  for key in ("schedule_small_k", "schedule_large_k"):
+    bad = [m for m in opts["speech"][key] if m not in SPEECH_MODELS]
+    if bad:
+      raise ValueError(f"speech.{key}: unknown models {bad}; choose from {SPEECH_MODELS}")
+  return opts
+
+
+SPEECH_MODELS = ("lr_liblinear", "lr", "lr_sag", "lr_full", "tr34")
+
+
+def weights(opts: dict) -> dict:
+  """What the results state about initialisation: {net: 'random init' | 'weights file P'}."""
+  out = {}
+  for dom, net in (("image", "resnet18"), ("video", "mc3_18")):
+    path = opts[dom].get("pretrained", "")
+    out[net] = f"weights file {os.path.abspath(path)}" if path else "random init"
+  out["autodl_resnet9"] = out["thin_resnet34"] = out["textcnn"] = "random init"
+  if opts["no_warmstart"]:
+    out = {k: "random init (no_warmstart ablation)" for k in out}
+  return out

@@ -37,6 +37,9 @@ class Model:
     self.done_training = False
     self.last_prediction = None
     self.failure = None
+    # the results state how each net was initialised (in ingestion.log: ingestion's stdout)
+    self.weights = self.learner.init_notes()
+    print(f"AutoDL solution ({self.domain}) weights: {self.weights}", flush=True)
 
   def _fail(self, where: str, e: Exception):
     self.failure = f"{where}: {type(e).__name__}: {e}"

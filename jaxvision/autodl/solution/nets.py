@@ -11,6 +11,13 @@
   x: [B, T, H, W, C].
 * TextCNN: embedding -> parallel 1-D convs (kernel sizes) -> ReLU -> max over
   time -> fc. tokens: [B, L] int (0 = padding).
+* ThinResNet34: the VGGVox "thin ResNet-34" (Xie et al. 2019; DeepWisdom/PASA_NJU's
+  thin_resnet34.h5): 7x7 conv + BN + ReLU, 2x2 max pool, four stages of bottlenecks
+  (1x1, 3x3, 1x1) with filters (48,48,96), (96,96,128), (128,128,256), (256,256,512),
+  blocks (2,3,3,3) as in the Keras model, first block of stages 3-5 strided 2, (3,1)/(2,1)
+  max pool, a conv spanning the remaining frequency rows (7x1 for 257 bins) to 512, time
+  aggregation (average, or GhostVLAD), a 512-d ReLU embedding and a bias-free classifier.
+  x: [B, F, T, 1] (frequency rows, time columns).
 """
 from __future__ import annotations
 
@@ -121,10 +128,11 @@ class VideoNet(nnx.Module):
 
   def __init__(self, num_classes: int, *, rngs: nnx.Rngs, widths: Sequence[int] | None = None,
                width_multiplier: float = 1.0, blocks: Sequence[int] = (2, 2, 2, 2),
-               in_channels: int = 3, dtype=jnp.float32):
+               in_channels: int = 3, dtype=jnp.float32, fc_bias: bool = False):
     dtype = common.resolve_dtype(dtype)
     widths = list(widths or self.default_widths(width_multiplier))
     self.widths, self.dtype = widths, dtype
+    self.blocks, self.in_channels = tuple(int(b) for b in blocks), in_channels
     self.stem = nnx.Conv(in_channels, widths[0], (3, 7, 7), strides=(1, 2, 2),
                          padding=((1, 1), (3, 3), (3, 3)), use_bias=False,
                          kernel_init=common.kaiming_fan_out, dtype=dtype,
@@ -137,8 +145,24 @@ class VideoNet(nnx.Module):
                                2 if (s > 0 and b == 0) else 1, rngs=rngs, dtype=dtype))
         cin = widths[s + 1]
     self.layers = nnx.List(layers)
-    self.fc = nnx.Linear(cin, num_classes, use_bias=False, dtype=dtype, param_dtype=jnp.float32,
-                         rngs=rngs)
+    self.fc = nnx.Linear(cin, num_classes, use_bias=fc_bias, dtype=dtype,
+                         param_dtype=jnp.float32, rngs=rngs)
+
+  def torch_naming_rules(self) -> dict:
+    """torchvision `mc3_18` names: stem.{0,1}, layer{s}.{b}.conv{1,2}.{0,1},
+    layer{s}.{b}.downsample.{0,1}, fc (used by jaxvision.models.torch_import)."""
+    where = [(s, b) for s in range(4) for b in range(self.blocks[s])]
+    sub = {"conv1": "conv1.0", "bn1": "conv1.1", "conv2": "conv2.0", "bn2": "conv2.1",
+           "proj": "downsample.0", "proj_bn": "downsample.1"}
+
+    def name(path: str) -> str:
+      top = {"stem": "stem.0", "stem_bn": "stem.1", "fc": "fc"}
+      if path in top:
+        return top[path]
+      _, i, layer = path.split("/")
+      s, b = where[int(i)]
+      return f"layer{s + 1}.{b}.{sub[layer]}"
+    return {"torchvision": name}
 
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     x = nnx.relu(self.stem_bn(self.stem(x.astype(self.dtype)), use_running_average=not train))
@@ -169,6 +193,134 @@ class TextCNN(nnx.Module):
     mask = (tokens > 0)[..., None]
     feats = [jnp.max(jnp.where(mask, nnx.relu(c(e)), 0.0), axis=1) for c in self.convs]
     return self.fc(jnp.concatenate(feats, axis=-1))
+
+
+# ------------------------------------------------------------------ ThinResNet-34 (speech)
+TR34_STAGES = ((48, 48, 96), (96, 96, 128), (128, 128, 256), (256, 256, 512))
+TR34_BLOCKS = (2, 3, 3, 3)  # DeepWisdom's tr34_bb.resnet_2D_v1 (the Keras thin_resnet34.h5)
+
+
+def tr34_freq_rows(n_freq: int) -> int:
+  """Frequency rows left after the trunk: 2x2/2 pool (floor), three stride-2 1x1 convs
+  (ceil), then the (3,1)/(2,1) valid max pool. 257 bins -> 7."""
+  h = n_freq // 2
+  for _ in range(3):
+    h = -(-h // 2)
+  return (h - 3) // 2 + 1 if h >= 3 else 0
+
+
+class _TRBlock(nnx.Module):
+  """Keras conv_block_2D / identity_block_2D: 1x1 (stride) - 3x3 - 1x1, BN after each,
+  ReLU between; a 1x1 (stride) + BN projection on the first block of a stage."""
+
+  def __init__(self, cin, filters, stride: int, proj: bool, *, rngs, dtype):
+    f1, f2, f3 = filters
+    kw = dict(dtype=dtype, rngs=rngs)
+    self.conv1, self.bn1 = common.conv(cin, f1, 1, stride=stride, padding=0, **kw), common.bn(f1, **kw)
+    self.conv2, self.bn2 = common.conv(f1, f2, 3, **kw), common.bn(f2, **kw)
+    self.conv3, self.bn3 = common.conv(f2, f3, 1, padding=0, **kw), common.bn(f3, **kw)
+    self.has_proj = proj
+    if proj:
+      self.proj = common.conv(cin, f3, 1, stride=stride, padding=0, **kw)
+      self.proj_bn = common.bn(f3, **kw)
+
+  def __call__(self, x, train):
+    ura = not train
+    y = nnx.relu(self.bn1(self.conv1(x), use_running_average=ura))
+    y = nnx.relu(self.bn2(self.conv2(y), use_running_average=ura))
+    y = self.bn3(self.conv3(y), use_running_average=ura)
+    sc = self.proj_bn(self.proj(x), use_running_average=ura) if self.has_proj else x
+    return nnx.relu(y + sc)
+
+
+class ThinResNet34(nnx.Module):
+  """VGGVox thin ResNet-34 speech classifier (module doc).
+
+  widths (14): [stem] + 3 filters per stage x 4 + [embedding] (default 64, the stage
+  filters above, 512; `width_multiplier` scales them all). `n_freq`: input frequency rows
+  (the head's conv spans what the trunk leaves of them: 7 rows for 257 bins, as in
+  VGGVox); needs n_freq >= 34. aggregation: 'avg' (mean over time) or 'gvlad'
+  (GhostVLAD with `vlad_clusters` + `ghost_clusters`: soft-assign each time step to
+  K+G learned centres, keep the K non-ghost residual sums, L2-normalise per cluster and
+  flatten). Call: `model(x, train) -> logits`; x: [B, n_freq, T, 1] (T >= 2);
+  logits: [B, num_classes].
+  """
+  default_input_shape = (257, 250, 1)
+
+  def __init__(self, num_classes: int, *, rngs: nnx.Rngs, n_freq: int = 257,
+               widths: Sequence[int] | None = None, width_multiplier: float = 1.0,
+               blocks: Sequence[int] = TR34_BLOCKS, aggregation: str = "avg",
+               vlad_clusters: int = 8, ghost_clusters: int = 2, in_channels: int = 1,
+               dtype=jnp.float32):
+    dtype = common.resolve_dtype(dtype)
+    widths = common.check_widths("thin_resnet34", widths, 14,
+                                 "[stem] + 3 filters per stage x 4 + [embedding]")
+    if widths is None:
+      widths = self.default_widths(width_multiplier)
+    rows = tr34_freq_rows(n_freq)
+    if rows < 1:
+      raise ValueError(f"ThinResNet34 needs n_freq >= 34 frequency rows, got {n_freq}; "
+                       "raise speech.tr34_n_mels")
+    if aggregation not in ("avg", "gvlad"):
+      raise ValueError(f"unknown aggregation {aggregation!r}; use 'avg' or 'gvlad'")
+    self.widths, self.dtype, self.num_classes = list(widths), dtype, num_classes
+    self.n_freq, self.rows, self.aggregation = n_freq, rows, aggregation
+    self.blocks = tuple(int(b) for b in blocks)
+    kw = dict(dtype=dtype, rngs=rngs)
+    stem, emb = widths[0], widths[-1]
+    self.conv1 = common.conv(in_channels, stem, 7, **kw)
+    self.bn1 = common.bn(stem, **kw)
+    layers, cin = [], stem
+    for s in range(4):
+      f = widths[1 + 3 * s: 4 + 3 * s]
+      for b in range(self.blocks[s]):
+        layers.append(_TRBlock(cin, f, 2 if (s > 0 and b == 0) else 1, b == 0, **kw))
+        cin = f[2]
+    self.layers = nnx.List(layers)
+    head = lambda co: nnx.Conv(cin, co, (rows, 1), padding="VALID", use_bias=True,
+                               kernel_init=common.kaiming_fan_out, dtype=dtype,
+                               param_dtype=jnp.float32, rngs=rngs)
+    self.x_fc = head(emb)
+    feat = emb
+    if aggregation == "gvlad":
+      self.k_centers = vlad_clusters
+      self.assign = head(vlad_clusters + ghost_clusters)
+      self.centers = nnx.Param(jax.random.normal(rngs.params(), (vlad_clusters + ghost_clusters,
+                                                                 emb)) * 0.1)
+      feat = vlad_clusters * emb
+    self.fc6 = nnx.Linear(feat, emb, dtype=dtype, param_dtype=jnp.float32, rngs=rngs)
+    self.fc = nnx.Linear(emb, num_classes, use_bias=False, dtype=dtype, param_dtype=jnp.float32,
+                         rngs=rngs)
+
+  @staticmethod
+  def default_widths(width_multiplier: float = 1.0, **_) -> list[int]:
+    base = [64] + [f for st in TR34_STAGES for f in st] + [512]
+    return [common.scale_width(w, width_multiplier) for w in base]
+
+  def embed(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """x: [B, n_freq, T, 1] -> the ReLU embedding [B, emb]."""
+    if x.shape[1] != self.n_freq:
+      raise ValueError(f"ThinResNet34 built for {self.n_freq} frequency rows got input "
+                       f"{x.shape}; x must be [B, n_freq, T, 1]")
+    x = nnx.relu(self.bn1(self.conv1(x.astype(self.dtype)), use_running_average=not train))
+    x = common.max_pool(x, 2, 2)
+    for blk in self.layers:
+      x = blk(x, train)
+    x = nnx.max_pool(x, (3, 1), strides=(2, 1), padding="VALID")
+    h = nnx.relu(self.x_fc(x))[:, 0]                       # [B, T', emb]
+    if self.aggregation == "avg":
+      g = jnp.mean(h, axis=1)
+    else:
+      a = jax.nn.softmax(self.assign(x)[:, 0].astype(jnp.float32), axis=-1)  # [B, T', K+G]
+      c = self.centers.get_value()
+      res = jnp.einsum("btk,btd->bkd", a, h) - a.sum(1)[..., None] * c[None]
+      res = res[:, :self.k_centers]
+      res = res / jnp.maximum(jnp.linalg.norm(res, axis=-1, keepdims=True), 1e-12)
+      g = res.reshape(res.shape[0], -1).astype(self.dtype)
+    return nnx.relu(self.fc6(g))
+
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    return self.fc(self.embed(x, train))
 
 
 register_model("autodl_resnet9", ResNet9)
