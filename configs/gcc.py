@@ -15,15 +15,30 @@ Variants (``--config=configs/gcc.py:<variant>[,demo|smoke]``), recipe table of t
   pix2pix_edges2shoes           same models, batch 4, 10 + 30 epochs
   cyclegan_horse2zebra          mobile ResNet teacher ngf 64 / prototype ngf 24, lsgan, KD MSE
   sagan_celeba                  SAGAN G/D, hinge, threshold 0.1, D loss not halved
-  srgan_x4                      SRResNet / VGG-style D, vanilla GAN
+  srgan_x4                      SRResNet teacher 64 / prototype 24 (16 blocks, inner widths
+                                pruned on BN gamma to 0.20 G at a 24x24 LR input, tol 0.01 G),
+                                VGG-style D (n_channels 64) with gates, vanilla GAN x1e-3 +
+                                VGG-19 relu5_4 MSE x1 + pixel MSE x0 (the code's weights),
+                                lambda_c = lambda_g = 0.1, batch 16 (+16 arch), Adam 1e-4,
+                                30 epochs (lr x0.1 at 15), eval PSNR/SSIM (Y, border 4) on the
+                                `sr_folder` eval folder and Set5/Set14/B100/Urban100 (batch 1).
+                                Data: --config.dataset.train_folder=<COCO train HR>
+                                --config.dataset.folder=<eval HR> --config.dataset.test_root=...
+                                VGG weights: --config.gcc.perceptual_weights=<vgg19 .pth>
+                                (torchvision vgg19().state_dict()); without it the perceptual
+                                term uses a fixed random conv extractor (said in summary.json).
+                                Pretrained teacher: --config.models.teacher_g.init.checkpoint.
   <task>_pretrain               the sparsity pre-training stage of <task> (epochs / 10) and
                                 the pruning transition only
   Pix2Pix data: the official aligned A|B folders (`cityscapes_pix2pix`, `edges2shoes`,
   jaxvision/methods/gcc/data.py) in --config.dataset.data_dir. The GCC loop implements the
-  paired (Pix2Pix) task only: the cyclegan / sagan / srgan recipes are listed for reference
+  paired (Pix2Pix) and SR (SRGAN) tasks: the cyclegan / sagan recipes are listed for reference
   and are not selectable yet (their models, losses and pruning are in jaxvision.methods.gcc).
   Official-code behaviours kept by default behind flags: gcc.teacher_gap_ema (False),
   arch batch = a second draw of the training set (the second half of each batch).
+  FID + KID (paper configs, `gan_fid` evaluator): pytorch-fid Inception weights via
+  --config.evals.student.evaluators.fid.weights=PATH (and ...teacher...; or
+  $JAXVISION_INCEPTION_WEIGHTS); weights=off skips them. Missing weights stop at start-up.
   Fixed code bugs: Pix2Pix `lottery_path` TypeError (not reproduced: no such argument),
   CycleGAN prototype ngf 24 (the pretrain script's --ngf 48 cannot load).
   demo   (flag) edges -> photo on 64x64 patches of the embedded photos (photos_edges), teacher
@@ -32,12 +47,18 @@ Variants (``--config=configs/gcc.py:<variant>[,demo|smoke]``), recipe table of t
          Ablations: --config.gcc.selective_d=False --config.gcc.online_kd=False (pruned G +
          full D), --config.gcc.online_kd=False (+ selective D), default (+ online KD).
   smoke  (flag) tiny CI run (32x32 patches, U-Net ngf 4, 2 + 3 steps, checkpoint + resume).
+  srgan_x4 flags: demo = x4 SR on the embedded photos (photos_sr, 64x64 HR patches), SRResNet
+         teacher 32 / prototype 16 (8 blocks) pruned to 90% of the prototype's MACs at a 16x16
+         LR input, D n_channels 16, random fixed perceptual extractor + pixel MSE x1, 100
+         sparsity + 500 GCC steps, batch 4 (+4 arch), eval on 192x192 centre crops of the 3
+         test photos. smoke = the same at 32x32 HR patches, SRResNet 8 / 4 (2 blocks), 2 + 3 steps.
 
 Command (one run; then the three ablation rows over 3 seeds, mean ± std in summary.json)::
 
   python -m jaxvision.main --config=configs/gcc.py:pix2pix_cityscapes,demo --workdir=/tmp/gcc
   python -m jaxvision.main --config=configs/gcc.py:pix2pix_cityscapes,demo --workdir=/tmp/gcc_abl \\
       --seeds=3 --sweep='gcc.selective_d,gcc.online_kd=(False,False),(True,False),(True,True)'
+  python -m jaxvision.main --config=configs/gcc.py:srgan_x4,demo --workdir=/tmp/gcc_sr
 """
 
 # The :smoke run (train, eval, checkpoint, exact resume) is tested by this file; the
@@ -61,14 +82,16 @@ TASKS = {
         "task": "noise", "lambda_content": 1.0, "lambda_gram": 1.0, "d_half": False,
         "target_macs": 0.016e9, "prune_tolerance": 0.001e9, "macs_input_shape": (1, 1, 128)},
         (100, 0), 64),
-    "srgan_x4": ("sr_coco", {
+    "srgan_x4": ("sr_folder", {
         "task": "sr", "loss_type": "vanilla", "lambda_content": 0.1, "lambda_gram": 0.1,
+        "lambda_adv": 1e-3, "sr_lambda_pixel": 0.0, "sr_lambda_perceptual": 1.0,
+        "perceptual_layer": "relu5_4",
         "target_macs": 0.20e9, "prune_tolerance": 0.01e9, "macs_input_shape": (24, 24, 3)},
         (30, 0), 16),
 }
-# Selectable variants: the tasks the GCC loop implements (paired Pix2Pix). The CycleGAN / SAGAN /
-# SRGAN recipes above are kept for reference; their training loops are not implemented yet.
-IMPLEMENTED = ("pix2pix_cityscapes", "pix2pix_edges2shoes")
+# Selectable variants: the tasks the GCC loop implements (paired Pix2Pix, SRGAN). The CycleGAN /
+# SAGAN recipes above are kept for reference; their training loops are not implemented yet.
+IMPLEMENTED = ("pix2pix_cityscapes", "pix2pix_edges2shoes", "srgan_x4")
 VARIANTS = IMPLEMENTED + tuple(f"{t}_pretrain" for t in IMPLEMENTED)
 
 
@@ -83,6 +106,48 @@ def _unet_roles(teacher_ngf, proto_ngf, ndf, num_downs=8):
       "teacher_d": config_lib.model_block("patchgan", num_classes=1, ndf=ndf, in_channels=6,
                                           optim="teacher"),
   })
+
+
+def _sr_roles(teacher_c, proto_c, n_blocks, d_c, scale=4):
+  g = dict(num_classes=3, n_blocks=n_blocks, scale=scale)
+  return ml_collections.ConfigDict({
+      "generator": config_lib.model_block("srresnet", n_channels=proto_c, **g),
+      "discriminator": config_lib.model_block("srgan_discriminator", num_classes=1,
+                                              n_channels=d_c, gates=True),
+      "teacher_g": config_lib.model_block("srresnet", n_channels=teacher_c, optim="teacher",
+                                          **g),
+      "teacher_d": config_lib.model_block("srgan_discriminator", num_classes=1, n_channels=d_c,
+                                          optim="teacher"),
+  })
+
+
+def _sr_evals(crop=0, extra_sets=()):
+  """One eval block 'sr': PSNR/SSIM (Y, border 4) of the student and of the teacher."""
+  ev = {"student": {"type": "psnr_ssim", "scale": 4, "y_channel": True},
+        "teacher": {"type": "psnr_ssim", "scale": 4, "y_channel": True,
+                    "keys": {"pred": "teacher"}}}
+  both = "keys=('lr', 'hr')"
+  pp = (f"center_crop({crop}, keys=('hr',))|bicubic_down(4)|to_float({both})" if crop
+        else f"bicubic_down(4)|to_float({both})")
+  out = ml_collections.ConfigDict({"sr": config_lib.eval_block(predict="sr", evaluators=ev,
+                                                               pp=pp)})
+  for key in extra_sets:
+    out[key] = config_lib.eval_block(predict="sr", evaluators=ev, pp=pp, dataset=f"sr_test_{key}")
+  return out
+
+
+def _paired_evals(fid=False):
+  """PSNR/SSIM (RGB, no border) of student and teacher; fid: + FID/KID (`gan_fid`, needs the
+  pytorch-fid Inception weights: evals.<student|teacher>.evaluators.fid.weights=PATH)."""
+  ps = {"scale": 0, "y_channel": False}
+  s = {"psnr_ssim": dict(ps)}
+  t = {"psnr_ssim": {**ps, "keys": {"pred": "teacher"}}}
+  if fid:
+    s["fid"] = {"type": "gan_fid", "weights": ""}
+    t["fid"] = {"type": "gan_fid", "weights": "", "keys": {"fake": "teacher"}}
+  return ml_collections.ConfigDict({
+      "student": config_lib.eval_block(predict="translate", evaluators=s),
+      "teacher": config_lib.eval_block(predict="translate", evaluators=t)})
 
 
 def _other_roles(task):
@@ -117,7 +182,9 @@ def get_config(arg=None):
   c.gcc.gcc_epochs = 0.0 if pretrain_only else float(epochs)
   c.gcc.gcc_steps = 0
   c.gcc.arch_lr_step_epochs = 0.0 if task.startswith("sagan") else float(max(n_const - 1, 1))
-  c.models = (_unet_roles(64, 32, 128) if task.startswith("pix2pix") else _other_roles(task))
+  sr = task.startswith("srgan")
+  c.models = (_unet_roles(64, 32, 128) if task.startswith("pix2pix") else
+              _sr_roles(64, 24, 16, 64) if sr else _other_roles(task))
   adam = dict(name="adam", lr=2e-4, b1=0.5, b2=0.999, weight_decay=0.0, schedule="linear",
               decay_start_epochs=float(n_const))  # constant, then linear decay to 0
   c.optims = ml_collections.ConfigDict({
@@ -128,23 +195,30 @@ def get_config(arg=None):
   if task.startswith("sagan"):
     for k, lr in (("generator", 1e-4), ("discriminator", 4e-4), ("teacher", 1e-4)):
       c.optims[k].update(lr=lr, b1=0.0, b2=0.9)
+  if sr:  # Adam 1e-4 (default betas), x0.1 at epoch 15; the teacher's lr is never stepped
+    for k in ("generator", "discriminator", "teacher"):
+      c.optims[k].update(lr=1e-4, b1=0.9, b2=0.999, schedule="multistep",
+                         milestones_epochs=(15.0,), gamma=0.1)
+    c.optims.teacher.schedule = "constant"
   c.dataset.name = dataset
   c.batch_size = 2 * batch  # second half = the architecture batch
   c.eval_batch_size = 1
   c.num_epochs = c.gcc.sparsity_epochs + c.gcc.gcc_epochs
-  c.evals = ml_collections.ConfigDict({
-      "student": config_lib.eval_block(predict="translate", evaluators={
-          "psnr_ssim": {"scale": 0, "y_channel": False}}),
-      "teacher": config_lib.eval_block(predict="translate", evaluators={
-          "psnr_ssim": {"scale": 0, "y_channel": False, "keys": {"pred": "teacher"}}})})
+  c.evals = _paired_evals(fid=True)
   c.checkpoint_every = 5000
   c.log_every = 100
+  if sr:
+    c.dataset.update(scale=4, patch=96, train_folder="", folder="", test_root="")
+    c.evals = _sr_evals(extra_sets=("set5", "set14", "b100", "urban100"))
+    _sr_flags(c, flags)
+    return c
 
   # Demo: teacher ngf 16 (6 downs) = 74.46 M thop_conv MACs at 64x64; the ngf-8 prototype
   # (20.39 M, 27%) is pruned to 20% of the teacher.
   demo_teacher_macs = 74_461_184
   config_lib.apply_flags(c, flags, demo={
       "models": _unet_roles(16, 8, 16, num_downs=6), "dataset.name": "photos_edges",
+      "evals": _paired_evals(),
       "dataset.image_size": 64, "dataset.num_train": 4000, "gcc.task": "paired",
       "gcc.loss_type": "hinge", "gcc.sparsity_steps": 100, "gcc.gcc_steps": 600,
       "gcc.target_macs": 0.2 * demo_teacher_macs, "gcc.sparsity_epochs": 0.0,
@@ -156,6 +230,7 @@ def get_config(arg=None):
       "checkpoint_every": 0, "log_every": 50,
   }, smoke={
       "models": _unet_roles(4, 4, 4, num_downs=5), "dataset.name": "photos_edges",
+      "evals": _paired_evals(),
       "dataset.image_size": 32, "dataset.jitter": 0, "dataset.num_train": 64,
       "gcc.task": "paired", "gcc.sparsity_steps": 2, "gcc.gcc_steps": 3,  # batch 4 + 4 arch
       "gcc.target_macs": 1.0e6, "gcc.prune_tolerance": 0.3e6, "gcc.sparsity_epochs": 0.0,
@@ -164,5 +239,34 @@ def get_config(arg=None):
       "steps": 5, "optims.generator.schedule": "constant",
       "optims.discriminator.schedule": "constant", "log_every": 1, "checkpoint_every": 3,
       "progress": False,
+  })
+  return c
+
+
+def _sr_flags(c, flags):
+  """demo / smoke of srgan_x4 on the embedded photos (photos_sr, x4)."""
+  photos = {"dataset.name": "photos_sr", "dataset.scale": 4, "gcc.sparsity_epochs": 0.0,
+            "gcc.gcc_epochs": 0.0, "gcc.arch_lr_step_epochs": 0.0, "num_epochs": None,
+            "gcc.sr_lambda_pixel": 1.0, "gcc.perceptual_weights": "",
+            "optims.generator.schedule": "constant", "optims.discriminator.schedule": "constant"}
+  # demo prototype (16 ch, 8 blocks) = 38.91 M thop_conv MACs at a 16x16 LR input; one
+  # channel per block allows 30.03 M.
+  config_lib.apply_flags(c, flags, demo={
+      **photos, "models": _sr_roles(32, 16, 8, 16), "dataset.patch": 64,
+      "dataset.num_train": 2000, "evals": _sr_evals(crop=192),
+      "gcc.sparsity_steps": 100, "gcc.gcc_steps": 500, "gcc.target_macs": 35.0e6,
+      "gcc.prune_tolerance": 1.0e6, "gcc.macs_input_shape": (16, 16, 3), "gcc.arch_lr": 1e-3,
+      "batch_size": 8, "eval_batch_size": 8, "steps": 600, "optims.generator.lr": 5e-4,
+      "optims.teacher.lr": 5e-4, "checkpoint_every": 0, "log_every": 50,
+  }, smoke={
+      # prototype (4 ch, 2 blocks) = 1,297,664 MACs at 8x8; one channel per block: 1,269,632.
+      # Two sparsity steps barely separate the BN gammas (PyTorch init 1): the budget spans
+      # the whole range, the binary search itself is tested on set gammas.
+      **photos, "models": _sr_roles(8, 4, 2, 4), "dataset.patch": 32, "dataset.crop": 32,
+      "dataset.num_train": 64, "evals": _sr_evals(crop=32),
+      "gcc.sparsity_steps": 2, "gcc.gcc_steps": 3, "gcc.target_macs": 1_283_648.0,
+      "gcc.prune_tolerance": 14_017.0, "gcc.macs_input_shape": (8, 8, 3),
+      "gcc.grid_examples": 3, "batch_size": 8, "eval_batch_size": 8, "steps": 5,
+      "log_every": 1, "checkpoint_every": 3, "progress": False,
   })
   return c

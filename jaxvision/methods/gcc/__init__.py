@@ -7,6 +7,8 @@ Pure pieces:
   image_pool   CycleGAN history pool as a pure pytree
   pruning      importance scores, global-threshold binary search to a MACs budget
   torch_import official PyTorch generators (teacher and pruned student) -> jaxvision
+  fid          loop evaluator `gan_fid`: FID + KID of generated vs real eval images (Inception)
+  method       the GCC loop (tasks 'paired' and 'sr'), PNG grids at stage ends
 Models live in jaxvision/models/gan.py; distillation losses in jaxvision/losses/gan_distill.py.
 """
 from jaxvision.methods.gcc import gan_losses, gates, image_pool, pruning, steps, torch_import
@@ -30,5 +32,6 @@ __all__ = [
 
 from jaxvision.methods.gcc.method import GCC  # noqa: E402  (registers "gcc" in METHODS)
 from jaxvision.methods.gcc import data  # noqa: F401,E402  (registers the Pix2Pix datasets)
+from jaxvision.methods.gcc import fid  # noqa: F401,E402  (registers the `gan_fid` evaluator)
 
 __all__ += ["GCC"]

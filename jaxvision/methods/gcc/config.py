@@ -5,12 +5,18 @@ Official-code behaviours that look like bugs are the default where the spec says
 """
 import ml_collections
 
-TASKS = ("paired",)  # implemented loop; unpaired (CycleGAN), noise (SAGAN), SR are not yet.
+TASKS = ("paired", "sr")  # implemented loops; unpaired (CycleGAN), noise (SAGAN) are not yet.
 
 
 def defaults() -> ml_collections.ConfigDict:
-  """task: 'paired' (Pix2Pix: D sees concat(x, image)). loss_type: hinge | lsgan | vanilla.
-  lambda_l1: pixel L1 weight. lambda_content / lambda_gram: KD weights; kd_metric: 'rmse'
+  """task: 'paired' (Pix2Pix: D sees concat(x, image); batches {image, target} in [-1, 1]) or
+  'sr' (SRGAN: D sees the image only; batches {lr, hr} in [0, 1], mapped to [-1, 1] inside).
+  loss_type: hinge | lsgan | vanilla. lambda_adv: weight of the G adversarial term (SRGAN
+  1e-3). lambda_l1: pixel L1 weight (paired). sr_lambda_pixel / sr_lambda_perceptual: pixel
+  MSE and perceptual MSE weights (sr; official 0 and 1); perceptual_weights: torchvision
+  vgg19().state_dict() file for the VGG-19 `perceptual_layer` features ("" = a fixed random
+  conv extractor, stated in summary.json). grid_examples: eval examples per PNG grid row
+  block (0 = no grids); grids are written at the end of every stage. lambda_content / lambda_gram: KD weights; kd_metric: 'rmse'
   (Pix2Pix/SAGAN/SRGAN) or 'mse' (CycleGAN). selective_d: gated student D + arch step (off =
   ablation "full D"); online_kd: teacher pair trained alongside + distillation (off = no
   teacher). arch_lr / arch_betas: Adam of alpha; arch_lr_step_steps: multiply the alpha lr by
@@ -26,7 +32,13 @@ def defaults() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict({
       "task": "paired",
       "loss_type": "hinge",
+      "lambda_adv": 1.0,
       "lambda_l1": 100.0,
+      "sr_lambda_pixel": 0.0,
+      "sr_lambda_perceptual": 1.0,
+      "perceptual_weights": "",
+      "perceptual_layer": "relu5_4",
+      "grid_examples": 4,
       "lambda_content": 50.0,
       "lambda_gram": 1e4,
       "kd_metric": "rmse",

@@ -1,4 +1,9 @@
-"""GCC on the one loop: sparsity pre-training -> one-shot pruning -> GCC training (paired task).
+"""GCC on the one loop: sparsity pre-training -> one-shot pruning -> GCC training.
+
+Tasks (gcc.task): 'paired' (Pix2Pix: batches {image, target} in [-1, 1], D sees concat(x, y),
+pixel L1) and 'sr' (SRGAN: batches {lr, hr} in [0, 1], mapped to [-1, 1] here, D sees the image
+only, pixel MSE x sr_lambda_pixel + perceptual MSE x sr_lambda_perceptual on a frozen extractor:
+VGG-19 `perceptual_layer` when gcc.perceptual_weights is given, else a fixed random conv net).
 
 Stages (spec §2.2-2.3):
   sparsity (kind 'train', gcc.sparsity_steps): the prototype generator ('generator' role) and
@@ -21,14 +26,22 @@ Stages (spec §2.2-2.3):
   KD; the teacher pair still trains when selective_d needs its gap).
 
 State: roles generator, discriminator, teacher_g, teacher_d; extras: adapters (params),
-adapters_opt, alpha_opt (alpha's own Adam), gap_ema. Only task 'paired' is implemented here;
-CycleGAN / SAGAN / SRGAN configs stop at start-up with one line (their models, losses, pool and
+adapters_opt, alpha_opt (alpha's own Adam), gap_ema, perceptual (frozen extractor params, sr
+only). CycleGAN / SAGAN configs stop at start-up with one line (their models, losses, pool and
 pruning are in this package and the zoo).
+
+PNG grids: at the end of every stage, `<workdir>/grids/<stage>_<step>.png` (rows = the first
+gcc.grid_examples examples of the first eval: input | teacher | student | target); the paths
+are listed in summary.json["gcc"]["grids"]. At the end of the sparsity stage the student is the
+unpruned prototype and the teacher is still at its initialisation (it trains in stage B only).
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
+
+import numpy as np
 
 import jax
 import jax.numpy as jnp
@@ -60,6 +73,24 @@ def _check(ctx):
     raise ConfigError(f"gcc.sparsity_mode must be 'scale' or 'weight', got {c.sparsity_mode!r}")
   for r in ROLES:
     roles.role_cfg(ctx.config, r)
+  need = ("lr", "hr") if c.task == "sr" else ("image", "target")
+  if ctx.data is not None and not all(k in ctx.data.features for k in need):
+    raise ConfigError(f"gcc.task='{c.task}' needs batches with {need}, but the dataset "
+                      f"'{ctx.data.name}' gives {tuple(ctx.data.features)}; use a "
+                      f"{'super-resolution (lr/hr)' if c.task == 'sr' else 'paired'} dataset "
+                      f"or the matching gcc.task.")
+  if c.task == "sr":
+    gscale = int(roles.role_cfg(ctx.config, "generator").kwargs.get("scale", 4))
+    tscale = int(roles.role_cfg(ctx.config, "teacher_g").kwargs.get("scale", 4))
+    dscale = int(ctx.data.get("scale", gscale)) if ctx.data is not None else gscale
+    if not gscale == tscale == dscale:
+      raise ConfigError(f"gcc (sr): generator scale {gscale}, teacher scale {tscale} and dataset "
+                        f"scale {dscale} differ; set models.*.kwargs.scale and dataset.scale "
+                        f"to one value.")
+    w = str(c.perceptual_weights)
+    if w and not os.path.isfile(os.path.expanduser(w)):
+      raise ConfigError(f"gcc.perceptual_weights={w} does not exist; pass torchvision's "
+                        f"vgg19().state_dict() file, or '' for the random fixed extractor.")
   if ctx.config.batch_size % 2:
     raise ConfigError(f"batch_size={ctx.config.batch_size} must be even: in the GCC stage its "
                       f"second half is the architecture batch (unused when selective_d=False).")
@@ -89,6 +120,29 @@ def _alpha_tx(ctx):
   return optax.adam(lr, *c.arch_betas)
 
 
+def _uses_perceptual(c) -> bool:
+  return c.task == "sr" and float(c.sr_lambda_perceptual) > 0
+
+
+def _perceptual_model(ctx, rngs):
+  """The frozen perceptual extractor: VGG-19 cut at gcc.perceptual_layer when weights are
+  given (loaded in `prepare`), else the fixed random conv net (weights from the run seed)."""
+  from jaxvision.models import sr as sr_models  # pylint: disable=import-outside-toplevel
+  c = ctx.config.gcc
+  if c.perceptual_weights:
+    return sr_models.VGG19Features(rngs=rngs, layer=str(c.perceptual_layer))
+  return sr_models.RandomConvFeatures(rngs=rngs)
+
+
+def _perceptual_desc(c) -> str:
+  if not _uses_perceptual(c):
+    return "none"
+  if c.perceptual_weights:
+    return f"VGG-19 {c.perceptual_layer} (torchvision weights {c.perceptual_weights})"
+  return ("random fixed conv extractor (RandomConvFeatures, no VGG-19 weights given: "
+          "not the paper's VGG loss)")
+
+
 def init(ctx, rng, meta):
   _check(ctx)
   n = max(int(ctx.config.gcc.gcc_steps), int(ctx.config.gcc.sparsity_steps), 1)
@@ -103,6 +157,23 @@ def init(ctx, rng, meta):
       "alpha_opt": _alpha_tx(ctx).init(nnx.state(d, gates.ALPHA)),
       "gap_ema": jnp.zeros((), jnp.float32),
   }
+  if _uses_perceptual(ctx.config.gcc):
+    state["extras"]["perceptual"] = nnx.state(
+        _perceptual_model(ctx, nnx.Rngs(jax.random.fold_in(rng, 98))), nnx.Param)
+  return state
+
+
+def prepare(ctx, state, meta):
+  """Fresh start: VGG-19 weights into the perceptual extractor (sr), and a pretrained teacher
+  G from models.teacher_g.init (GCC's SRGAN teacher starts from a pretrained SRResNet)."""
+  c = ctx.config.gcc
+  state = roles.load_pretrained(ctx, state, meta, "teacher_g")
+  if _uses_perceptual(c) and c.perceptual_weights:
+    from jaxvision.models.sr import load_vgg19_torchvision  # pylint: disable=import-outside-toplevel
+    gdef = nnx.split(nnx.eval_shape(lambda: _perceptual_model(ctx, nnx.Rngs(0))))[0]
+    m = nnx.merge(gdef, jax.device_get(state["extras"]["perceptual"]))
+    load_vgg19_torchvision(m, os.path.expanduser(str(c.perceptual_weights)))
+    state = {**state, "extras": {**state["extras"], "perceptual": nnx.state(m, nnx.Param)}}
   return state
 
 
@@ -163,9 +234,33 @@ def train_step(ctx, meta, stage):
   teacher = _uses_teacher(c) and not sparse
   arch = bool(c.selective_d) and not sparse
   kd = bool(c.online_kd) and not sparse
+  sr = c.task == "sr"
+  cond = (lambda x: None) if sr else (lambda x: x)  # noqa: E731  (D input: image or (x, image))
+  pg = (nnx.split(nnx.eval_shape(lambda: _perceptual_model(ctx, nnx.Rngs(0))))[0]
+        if _uses_perceptual(c) else None)
+  lam_adv = float(c.lambda_adv)
+
+  def content(out, y, E):
+    """Reconstruction terms of a generator output (a loss, its parts)."""
+    if not sr:
+      l1 = c.lambda_l1 * jnp.mean(jnp.abs(out - y))
+      return l1, {"g_l1": l1}
+    mse = jnp.mean(jnp.square(out.astype(jnp.float32) - y))
+    loss, aux = c.sr_lambda_pixel * mse, {"g_mse": mse}
+    if pg is not None:
+      f = nnx.merge(pg, E["perceptual"])
+      to01 = lambda a: (a.astype(jnp.float32) + 1.0) / 2.0  # noqa: E731
+      per = jnp.mean(jnp.square(f(to01(out)).astype(jnp.float32)
+                                - jax.lax.stop_gradient(f(to01(y)).astype(jnp.float32))))
+      loss = loss + c.sr_lambda_perceptual * per
+      aux["g_perceptual"] = per
+    return loss, aux
 
   def step(state, batch, rng):
-    x, y = batch["image"], batch["target"]
+    if sr:
+      x, y = batch["lr"] * 2.0 - 1.0, batch["hr"] * 2.0 - 1.0
+    else:
+      x, y = batch["image"], batch["target"]
     if not sparse:  # every GCC-stage row (ablations too) updates on the first half
       h = x.shape[0] // 2
       x, y, xa, ya = x[:h], y[:h], x[h:], y[h:]
@@ -175,41 +270,42 @@ def train_step(ctx, meta, stage):
     if teacher:
       (fake_t, feats_t), _ = _fwd(gd["teacher_g"], M["teacher_g"], x, train=True, features=True)
       M["teacher_d"], O["teacher_d"], metrics["teacher/d_loss"] = _d_update(
-          gd["teacher_d"], txs["teacher_d"], M["teacher_d"], O["teacher_d"], x, y, fake_t, lt,
-          half)
+          gd["teacher_d"], txs["teacher_d"], M["teacher_d"], O["teacher_d"], cond(x), y, fake_t,
+          lt, half)
       def tg_loss(p):
         d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
         m = nnx.merge(gd["teacher_g"], p, M["teacher_g"]["rest"], copy=True)
         out = m(x, train=True)
-        adv = gan_losses.g_loss(d_t(d_input(x, out), train=True), lt)
-        return adv + c.lambda_l1 * jnp.mean(jnp.abs(out - y)), nnx.state(m, nnx.Not(nnx.Param))
+        adv = gan_losses.g_loss(d_t(d_input(cond(x), out), train=True), lt)
+        rec, _ = content(out, y, E)
+        return lam_adv * adv + rec, nnx.state(m, nnx.Not(nnx.Param))
 
       (lg, rest), g = jax.value_and_grad(tg_loss, has_aux=True)(M["teacher_g"]["params"])
       p, O["teacher_g"] = _apply(txs["teacher_g"], M["teacher_g"]["params"], g, O["teacher_g"])
       M["teacher_g"] = {"params": p, "rest": rest}
       metrics["teacher/g_loss"] = lg
       d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
-      _, e_t = d_t(d_input(x, fake_t), train=True, features=True)
+      _, e_t = d_t(d_input(cond(x), fake_t), train=True, features=True)
       targets = [jax.lax.stop_gradient(f) for f in list(feats_t) + list(e_t)]
     # 2. student forward + D weight update (alpha frozen)
     (fake_s, _) = _fwd(gd["generator"], M["generator"], x, train=True)
     M["discriminator"], O["discriminator"], metrics["d_loss"] = _d_update(
-        gd["discriminator"], txs["discriminator"], M["discriminator"], O["discriminator"], x, y,
-        fake_s, lt, half, freeze_alpha=True)
+        gd["discriminator"], txs["discriminator"], M["discriminator"], O["discriminator"],
+        cond(x), y, fake_s, lt, half, freeze_alpha=True)
     # 3. student G (+ adapters)
     def g_loss(params):
       gp, ap = params
       d_s = roles.merge(gd["discriminator"], M["discriminator"])
       m = nnx.merge(gd["generator"], gp, M["generator"]["rest"], copy=True)
       out, feats = m(x, train=True, features=True)
-      adv = gan_losses.g_loss(d_s(d_input(x, out), train=True), lt)
-      l1 = c.lambda_l1 * jnp.mean(jnp.abs(out - y))
-      aux = {"g_adv": adv, "g_l1": l1}
-      loss = adv + l1
+      adv = gan_losses.g_loss(d_s(d_input(cond(x), out), train=True), lt)
+      rec, aux = content(out, y, E)
+      aux = {"g_adv": adv, **aux}
+      loss = lam_adv * adv + rec
       if kd:
         d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
         ad = nnx.merge(ad_gdef, ap)
-        _, e_s = d_t(d_input(x, out), train=True, features=True)
+        _, e_s = d_t(d_input(cond(x), out), train=True, features=True)
         kdl, parts = gan_distill.feature_distill_loss(
             ad(feats) + list(e_s), targets, lambda_content=c.lambda_content,
             lambda_gram=c.lambda_gram, metric=c.kd_metric)
@@ -233,7 +329,8 @@ def train_step(ctx, meta, stage):
       fa, _ = _fwd(gd["generator"], M["generator"], xa, train=True)
       ft, _ = _fwd(gd["teacher_g"], M["teacher_g"], xa, train=True)
       d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
-      gap_t = gan_losses.loss_gap(d_t(d_input(xa, jax.lax.stop_gradient(ft)), train=True), lt)
+      gap_t = gan_losses.loss_gap(
+          d_t(d_input(cond(xa), jax.lax.stop_gradient(ft)), train=True), lt)
       if c.teacher_gap_ema:
         beta = 1.0 - state["step"].astype(jnp.float32) / max(int(ctx.num_steps), 1)
         gap_t = gan_losses.ema_gap(E["gap_ema"], gap_t, beta)
@@ -244,8 +341,8 @@ def train_step(ctx, meta, stage):
 
       def a_loss(al):
         m = nnx.merge(g2, al, rest2, copy=True)
-        pr = m(d_input(xa, ya), train=True)
-        pf = m(d_input(xa, jax.lax.stop_gradient(fa)), train=True)
+        pr = m(d_input(cond(xa), ya), train=True)
+        pf = m(d_input(cond(xa), jax.lax.stop_gradient(fa)), train=True)
         loss, parts = gan_losses.arch_loss(pr, pf, gap_t, lt, half)
         return loss, (parts, nnx.state(m, nnx.Not(gates.ALPHA)))
 
@@ -286,6 +383,8 @@ def _prune(ctx, state, meta):
 
 
 def transition(ctx, state, meta, next_stage):
+  prev = stages(ctx)[int(meta.get("stage", 0))]
+  write_grid(ctx, state, meta, prev.name)
   if next_stage.kind != "finetune":
     return state, {}
   res = _prune(ctx, state, meta)
@@ -294,25 +393,104 @@ def transition(ctx, state, meta, next_stage):
                         "target_macs": res.target_macs, "iterations": res.iterations}}
   fresh = init(ctx, jax.random.key(int(ctx.config.seed) + 1), {**meta, **new_meta})
   fresh["step"] = jnp.asarray(state["step"])
+  # what `prepare` loaded survives the re-initialisation: the frozen extractor, a pretrained T
+  if "perceptual" in state["extras"]:
+    fresh["extras"]["perceptual"] = state["extras"]["perceptual"]
+  if roles.has_pretrained(ctx, "teacher_g"):
+    fresh["models"]["teacher_g"] = state["models"]["teacher_g"]
   return fresh, new_meta
 
 
 # ------------------------------------------------------------------------ predict / summary
 
 
+def _to01(a):
+  return jnp.clip((a.astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
+
+
 def predict_fns(ctx, meta, stage):
+  """'translate' (paired) or 'sr': {pred (student), teacher, target, input} images in [0, 1]."""
   gs, gt = roles.graphdef(ctx, meta, "generator"), roles.graphdef(ctx, meta, "teacher_g")
+  sr = ctx.config.gcc.task == "sr"
 
   def translate(state, batch):
-    to01 = lambda a: jnp.clip((a + 1.0) / 2.0, 0.0, 1.0)  # noqa: E731
-    s = roles.merge(gs, state["models"]["generator"])(batch["image"], train=False)
-    t = roles.merge(gt, state["models"]["teacher_g"])(batch["image"], train=False)
-    return {"pred": to01(s), "teacher": to01(t), "target": to01(batch["target"]),
-            "input": to01(batch["image"])}
+    x = batch["lr"] * 2.0 - 1.0 if sr else batch["image"]
+    s = roles.merge(gs, state["models"]["generator"])(x, train=False)
+    t = roles.merge(gt, state["models"]["teacher_g"])(x, train=False)
+    out = {"pred": _to01(s), "teacher": _to01(t)}
+    if sr:
+      out.update(target=batch["hr"], input=batch["lr"])
+    else:
+      out.update(target=_to01(batch["target"]), input=_to01(batch["image"]))
+    return out
 
-  return {"translate": translate}
+  return {"sr" if sr else "translate": translate}
 
 
+# ------------------------------------------------------------------------------- PNG grids
+_GRID_FNS: dict = {}
+
+
+def _grid_fn(ctx, meta):
+  """The jitted predict function on {generator, teacher_g} states, once per structure."""
+  key = json.dumps([ctx.config.gcc.task] + [
+      [roles.role_cfg(ctx.config, r).to_dict(), roles.role_widths(meta, r)]
+      for r in ("generator", "teacher_g")], sort_keys=True, default=str)
+  if key not in _GRID_FNS:
+    fn = next(iter(predict_fns(ctx, meta, None).values()))
+    _GRID_FNS[key] = jax.jit(lambda models, batch: fn({"models": models}, batch))
+  return _GRID_FNS[key]
+
+
+def grid_examples(config, n: int) -> dict:
+  """The first n examples of config.evals.sr / .student / .eval (else the first configured
+  eval), with that eval's dataset and pp, as a batch."""
+  from jaxvision.core.registry import DATASETS  # pylint: disable=import-outside-toplevel
+  from jaxvision.data import base as data_base  # pylint: disable=import-outside-toplevel
+  from jaxvision.data import pp as pp_lib  # pylint: disable=import-outside-toplevel
+  name = next((k for k in ("sr", "student", "eval") if k in config.evals), None)
+  ev = config.evals[name] if name else next(iter(config.evals.values()))
+  ds = DATASETS.get(ev.get("dataset", "") or config.dataset.name)(config)
+  records = ds.train if ev.get("split", "eval") == "train" else ds.eval
+  idx = np.arange(min(int(n), len(records)))
+  batch = data_base.gather(records, idx)
+  pp = pp_lib.parse(ev.get("pp", "") or ds.pp_eval)
+  return pp_lib.finalize(pp(batch, np.random.default_rng(0)))
+
+
+def grid_image(outs: dict) -> np.ndarray:
+  """Rows input | teacher | student | target of per-example images in [0, 1] -> [H, W, 3]
+  float (inputs smaller than the target, e.g. SR inputs, are upsampled by pixel repetition)."""
+  rows = []
+  for i in range(len(outs["pred"])):
+    tgt = np.asarray(outs["target"][i], np.float32)
+    tiles = []
+    for k in ("input", "teacher", "pred", "target"):
+      a = np.asarray(outs[k][i], np.float32)
+      if a.shape[0] < tgt.shape[0]:
+        r = tgt.shape[0] // a.shape[0]
+        a = np.repeat(np.repeat(a, r, 0), r, 1)
+      a = a[:tgt.shape[0], :tgt.shape[1]]
+      a = np.repeat(a, 3, -1) if a.shape[-1] == 1 else a[..., :3]
+      tiles.append(np.pad(np.clip(a, 0, 1), ((2, 2), (2, 2), (0, 0)), constant_values=1.0))
+    rows.append(np.concatenate(tiles, 1))
+  return np.concatenate(rows, 0)
+
+
+def write_grid(ctx, state, meta, stage_name: str) -> str | None:
+  """`<workdir>/grids/<stage>_<step>.png` of the first gcc.grid_examples eval examples."""
+  n = int(ctx.config.gcc.grid_examples)
+  if n <= 0 or not ctx.is_main or not ctx.workdir:
+    return None
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  batch = grid_examples(ctx.config, n)
+  models = {r: jax.device_get(state["models"][r]) for r in ("generator", "teacher_g")}
+  outs = jax.device_get(_grid_fn(ctx, meta)(models, batch))
+  d = os.path.join(ctx.workdir, "grids")
+  os.makedirs(d, exist_ok=True)
+  path = os.path.join(d, f"{stage_name}_{int(np.asarray(state['step']))}.png")
+  Image.fromarray((grid_image(outs) * 255).round().astype(np.uint8)).save(path)
+  return path
 def _macs(ctx, meta, role):
   m = _abstract(ctx, meta, role)
   shape = tuple(ctx.config.gcc.macs_input_shape)
@@ -329,16 +507,29 @@ def summary(ctx, state, meta):
       "prune": meta.get("prune", {}), "gates": gates.gate_report(d),
       "macs_input_shape": list(ctx.config.gcc.macs_input_shape),
       "flags": {"selective_d": bool(ctx.config.gcc.selective_d),
-                "online_kd": bool(ctx.config.gcc.online_kd)}}}
+                "online_kd": bool(ctx.config.gcc.online_kd)},
+      "task": str(ctx.config.gcc.task)}}
+  if ctx.config.gcc.task == "sr":
+    out["gcc"]["perceptual"] = _perceptual_desc(ctx.config.gcc)
+  last = stages(ctx)[-1].name
+  write_grid(ctx, state, meta, last)
+  d = os.path.join(ctx.workdir, "grids") if ctx.workdir else ""
+  out["gcc"]["grids"] = sorted(glob.glob(os.path.join(d, "*.png"))) if d else []
   if ctx.is_main and ctx.workdir:
     with open(os.path.join(ctx.workdir, "gcc_structure.json"), "w") as f:
       json.dump(out["gcc"], f, indent=1)
   return out
 
 
+def _fingerprint(ctx):
+  c = ctx.config.gcc
+  out = {"task": c.task, "selective_d": bool(c.selective_d), "online_kd": bool(c.online_kd)}
+  if c.task == "sr":
+    out["perceptual"] = _perceptual_desc(c)
+  return out
+
+
 GCC = Method(name="gcc", init=init, train_step=train_step, predict_fns=predict_fns,
-             stages=stages, transition=transition, summary=summary,
-             fingerprint=lambda ctx: {"task": ctx.config.gcc.task,
-                                      "selective_d": bool(ctx.config.gcc.selective_d),
-                                      "online_kd": bool(ctx.config.gcc.online_kd)})
+             stages=stages, transition=transition, prepare=prepare, summary=summary,
+             fingerprint=_fingerprint)
 METHODS.register("gcc", GCC)

@@ -150,10 +150,11 @@ def normalize_widths(model: nnx.Module, widths: Sequence[int]) -> list[int]:
 
 
 def widths_at_threshold(model: nnx.Module, groups: Sequence[ScoreGroup], tau: float) -> list[int]:
-  """The model's widths with every group's entries set to #(scores > tau)."""
+  """The model's widths with every group's entries set to #(scores > tau), at least 1 for a
+  group that may not vanish (tau = upper with tied scores would otherwise empty it)."""
   w = list(model.widths)
   for g in groups:
-    k = int(np.sum(g.scores > tau))
+    k = max(int(np.sum(g.scores > tau)), 0 if g.can_be_zero else 1)
     for e in g.entries:
       w[e] = k
   return normalize_widths(model, w)

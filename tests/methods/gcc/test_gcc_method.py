@@ -33,6 +33,11 @@ def test_smoke_prunes_to_budget_and_reports(full_run):
   assert [r["channels"] for r in g["gates"]] == [4, 8, 16, 32]
   assert all(np.isfinite(v) for v in s["final"].values())
   assert t.meta["widths"]["generator"] == g["student_widths"]
+  # PNG grids at each stage end: 4 eval tiles (32x32) x input | teacher | student | target
+  import os
+  from PIL import Image
+  assert g["grids"] == [os.path.join(t.workdir, "grids", n) for n in ("gcc_5.png", "sparsity_2.png")]
+  assert all(np.asarray(Image.open(p)).shape == (4 * 36, 4 * 36, 3) for p in g["grids"])
 
 
 @pytest.mark.slow

@@ -166,3 +166,34 @@ def test_sparsity_subgradient_targets_and_values():
                              1.0 * np.sign(np.asarray(d.last.kernel[...])), rtol=1e-6)
   with pytest.raises(ValueError, match="unknown layers"):
     pruning.l1_targets(d, "weight", {"nope": 2.0})
+
+
+def test_srresnet_binary_search_hits_budget_on_block_inner_widths():
+  m = nnx.eval_shape(lambda: gan.SRResNet(3, rngs=nnx.Rngs(0), n_channels=8, n_blocks=4))
+  m = nnx.merge(*[jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), p)
+                  if i else p for i, p in enumerate(nnx.split(m))])
+  rng = np.random.default_rng(1)
+  for blk in m.blocks:
+    blk.bn1.scale[...] = jnp.asarray(rng.uniform(0.0, 1.0, 8), jnp.float32)
+  groups = pruning.importance_groups(m, "scale")
+  assert [g.name for g in groups] == [f"block{b}/inner" for b in range(4)]
+  assert [g.entries for g in groups] == [(1,), (2,), (3,), (4,)]
+  with pytest.raises(ValueError, match="mode='scale'"):
+    pruning.importance_groups(m, "norm")
+  shape = (8, 8, 3)
+  full = pruning.count_macs(m, input_shape=shape)
+  floor = pruning.count_macs(m, [8, 1, 1, 1, 1], input_shape=shape)
+  # an exactly reachable budget (tau = 0.5) + 1/4 of one inner channel's cost, tolerance 1/2
+  w_half = pruning.widths_at_threshold(m, groups, 0.5)
+  one = 8 * 8 * (8 * 9 + 1) + 8 * 8 * 8 * 9        # conv1 out channel + conv2 in channel
+  assert pruning.count_macs(m, w_half, input_shape=shape) - pruning.count_macs(
+      m, [w_half[0], w_half[1] - 1] + w_half[2:], input_shape=shape) == one
+  target, tol = pruning.count_macs(m, w_half, input_shape=shape) + one / 4, one / 2
+  assert floor < target < full
+  res = pruning.search_threshold(m, target, mode="scale", tolerance=tol, input_shape=shape)
+  assert abs(res.macs - target) <= tol and res.full_macs == full
+  assert res.widths[0] == 8                                 # the trunk width is not pruned
+  assert res.widths[1:] == [int((g.scores > res.threshold).sum()) for g in groups]
+  assert res.macs == pruning.count_macs(m, res.widths, input_shape=shape)
+  with pytest.raises(ValueError, match="below the .* one channel per layer allows"):
+    pruning.search_threshold(m, floor / 2, mode="scale", tolerance=tol, input_shape=shape)

@@ -1,0 +1,94 @@
+"""FID and KID of generated images against the real images of the same eval split (spec §5).
+
+Loop evaluator `gan_fid` (config.evals.<name>.evaluators.<label> = {"type": "gan_fid", ...}):
+reads {"pred": generated images, "target": real images} in [0, 1] ([B, H, W, 3]), quantises
+the fakes to uint8 (the official protocol), extracts Inception-v3 pool3 features (the
+pytorch-fid network, `jaxvision.evaluators.inception`) and returns
+{"fid"} (+ {"kid", "kid_std"} with kid=True) through `jaxvision.evaluators.gan`. The real
+features are extracted during the first evaluation and reused afterwards (the split is fixed).
+
+Options: weights (pytorch-fid `pt_inception-2015-12-05-6726825d.pth` or an .npz of its
+state_dict; "" = $JAXVISION_INCEPTION_WEIGHTS; "off" = skip, no metric), kid, kid_subsets,
+kid_subset_size, resize (to 299x299, the protocol), quantize. A missing weights file stops the
+run at start-up with one line naming the file and the flag.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+import numpy as np
+
+from jaxvision.core.errors import ConfigError
+from jaxvision.core.evaluation import LoopEvaluator, register
+from jaxvision.evaluators import gan, inception
+from jaxvision.evaluators.base import ConcatAccumulator
+
+
+def resolve_weights(weights: str) -> str:
+  """The weights path to use ('off' stays 'off'); ConfigError naming the file when missing."""
+  if weights == "off":
+    return weights
+  path = os.path.expanduser(weights or os.environ.get(inception.ENV_VAR, ""))
+  if not path or not os.path.isfile(path):
+    where = f" ({path} does not exist)" if path else ""
+    raise ConfigError(
+        f"evaluator gan_fid: Inception-v3 weights not found{where}; pass pytorch-fid's "
+        f"{inception.WEIGHTS_FILE} with --config.evals.<eval>.evaluators.<label>.weights=PATH "
+        f"(or ${inception.ENV_VAR}), or weights=off to skip FID/KID.")
+  return path
+
+
+@register("gan_fid")
+class ImageFid(LoopEvaluator):
+  """FID / KID of {"pred"} against {"target"} images of the same eval split (see module)."""
+  inputs = (("fake", "pred"), ("real", "target"))
+
+  def __init__(self, weights: str = "", kid: bool = True, kid_subsets: int = 100,
+               kid_subset_size: int = 1000, resize: bool = True, quantize: bool = True,
+               keys=None, features_fn: Optional[Callable] = None):
+    self.weights = resolve_weights(weights) if features_fn is None else "given"
+    self.kid, self.kid_subsets, self.kid_subset_size = bool(kid), kid_subsets, kid_subset_size
+    self.resize, self.quantize = bool(resize), bool(quantize)
+    self._features_fn = features_fn   # images [B, H, W, 3] in [0, 1] -> [B, D] (tests)
+    self._real: Optional[np.ndarray] = None
+    super().__init__(keys)
+
+  @property
+  def off(self) -> bool:
+    return self.weights == "off"
+
+  def required_keys(self):
+    return [] if self.off else super().required_keys()
+
+  def reset(self):
+    self.acc = ConcatAccumulator()
+
+  def _features(self, images) -> np.ndarray:
+    if self._features_fn is None:
+      self._features_fn = inception.InceptionFeatureExtractor(self.weights, resize=self.resize)
+    return np.asarray(self._features_fn(images), np.float64)
+
+  def update(self, out, mask):
+    if self.off:
+      return
+    fake = np.clip(np.asarray(out[self.keys["fake"]], np.float32), 0.0, 1.0)
+    if self.quantize:
+      fake = np.round(fake * 255.0) / 255.0
+    values = {"fake": self._features(fake)}
+    if self._real is None:
+      values["real"] = self._features(np.asarray(out[self.keys["real"]], np.float32))
+    self.acc.update(values, mask)
+
+  def result(self, context=None) -> dict[str, float]:
+    if self.off:
+      return {}
+    got = self.acc.result()
+    if self._real is None:
+      self._real = got["real"]
+    fake = got["fake"]
+    out = {"fid": gan.fid_from_features(self._real, fake)}
+    if self.kid:
+      out["kid"], out["kid_std"] = gan.kid_from_features(self._real, fake, self.kid_subsets,
+                                                         self.kid_subset_size)
+    return {k: float(v) for k, v in out.items()}
