@@ -17,7 +17,8 @@ Variants (``--config=configs/dcl.py:<variant>[,demo|smoke]``):
       GID cross-manipulation: train on three FF++ methods, test on the held-out one
       (paper ACC/AUC: GID-DF 87.70/94.90, GID-F2F 68.40/82.93).
   demo  (flag) offline: procedural fakes of lfw_subset (train: sbi + swap blends of 70
-        identities; test: the held-out `mouth` blend on 30 held-out identities), a tiny
+        identities; test: the held-out `mouth` blend on 30 held-out identities; every blend
+        source carries its own texture, every frame is a fresh jitter), a tiny
         EfficientNet-B0 (width 0.25, depth 0.25) at 72x72, 3 epochs (105 steps, 1 CE-only).
         Seeds and baselines in one command:
           python -m jaxvision.main --config=configs/dcl.py:demo --workdir=/tmp/dcl_demo \\

@@ -13,8 +13,14 @@ Blending variants (`VARIANTS`; hold one out of training for a cross-manipulation
   swap  - another face of the same split, mean/std matched inside the mask, soft ellipse;
   mouth - the lower-face box of another face pasted with a nearly hard-edged rectangle
           (a local, NeuralTextures-like edit).
-Blend masks are mask * ratio, ratio drawn from (0.5, 0.75, 1, 1, 1) as in SBI; masks are zero
-for real images. All randomness comes from a numpy Generator seeded by `seed`.
+Every blend source also gets its own processing (`_source_artifacts`: blur, unsharp masking,
+noise or 2x down-up sampling, plus pixel noise of sd 0.06-0.12 and a brightness shift), so the
+blended region differs in texture from the rest of the face in every variant, the held-out one
+included (SBI's source-target mismatch; without it a tiny net learns nothing in a few hundred
+steps from these smooth 25 px faces). Every frame, real or the base of a fake, is a fresh
+`jitter` of its face (small affine, brightness/contrast), so the 70 training reals cannot be
+memorised. Blend masks are mask * ratio, ratio drawn from (0.5, 0.75, 1, 1, 1) as in SBI;
+masks are zero for real images. All randomness comes from a numpy Generator seeded by `seed`.
 """
 from __future__ import annotations
 
@@ -91,6 +97,53 @@ def _self_transform(rng: np.random.Generator, faces: np.ndarray) -> np.ndarray:
   return out.clip(0, 1)
 
 
+def _source_artifacts(rng: np.random.Generator, src: np.ndarray) -> np.ndarray:
+  """The blending source's own processing (SBI's source-target mismatch): one of Gaussian blur
+  (sigma 1-1.8), unsharp masking (amount 1-2), pixel noise (sd 0.03-0.06) or 2x down-up
+  sampling per face, then pixel noise (sd 0.06-0.12) and a signed brightness shift of
+  0.04-0.10. Applied in every variant, so the blended region always differs in texture from
+  the surrounding face. src: [n, s, s] in [0, 1] -> the same shape."""
+  from scipy import ndimage  # pylint: disable=import-outside-toplevel
+  n, s, _ = src.shape
+  kind = rng.integers(0, 4, n)
+  sig = rng.uniform(1.0, 1.8, n)
+  amt = rng.uniform(1.0, 2.0, n)
+  sd = rng.uniform(0.03, 0.06, n)
+  out = np.empty_like(src)
+  for i in range(n):
+    x = src[i]
+    if kind[i] == 0:
+      x = ndimage.gaussian_filter(x, sig[i])
+    elif kind[i] == 1:
+      x = x + amt[i] * (x - ndimage.gaussian_filter(x, 1.0))
+    elif kind[i] == 2:
+      x = x + sd[i] * rng.standard_normal(x.shape).astype(np.float32)
+    else:
+      x = ndimage.zoom(ndimage.zoom(x, 0.5, order=1), s / (s // 2), order=0)[:s, :s]
+    out[i] = x
+  out = out + rng.uniform(0.06, 0.12, (n, 1, 1)) * rng.standard_normal(out.shape)
+  shift = rng.uniform(0.04, 0.10, (n, 1, 1)) * rng.choice(np.array([-1.0, 1.0]), (n, 1, 1))
+  return (out + shift).clip(0, 1).astype(np.float32)
+
+
+def jitter(rng: np.random.Generator, faces: np.ndarray) -> np.ndarray:
+  """A new "frame" of each face [n, s, s] -> [n, s, s]: small affine (scale 0.92-1.08, shift
+  4 %, rotation 8 deg) and brightness/contrast. Reals and the faces that fakes are made from
+  both get it, so the 70 training reals cannot be memorised as fixed images."""
+  from scipy import ndimage  # pylint: disable=import-outside-toplevel
+  n, s, _ = faces.shape
+  out = np.empty_like(faces)
+  c = np.array([(s - 1) / 2] * 2)
+  for i in range(n):
+    z, th = rng.uniform(0.92, 1.08), np.deg2rad(rng.uniform(-8, 8))
+    a = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]) / z
+    off = c - a @ c + rng.uniform(-0.04, 0.04, 2) * s
+    x = ndimage.affine_transform(faces[i], a, offset=off, order=1, mode="nearest")
+    out[i] = x
+  out = out * rng.uniform(0.9, 1.1, (n, 1, 1)) + rng.uniform(-0.05, 0.05, (n, 1, 1))
+  return out.clip(0, 1).astype(np.float32)
+
+
 def _match_stats(src: np.ndarray, dst: np.ndarray, mask: np.ndarray) -> np.ndarray:
   w = mask / np.maximum(mask.sum((1, 2), keepdims=True), 1e-6)
   ms, md = (src * w).sum((1, 2), keepdims=True), (dst * w).sum((1, 2), keepdims=True)
@@ -113,6 +166,7 @@ def blend(rng: np.random.Generator, faces: np.ndarray, donors: np.ndarray,
   else:
     mask = box_masks(rng, n, s)
     src = _match_stats(donors, faces, mask)
+  src = _source_artifacts(rng, src)
   mask = mask * rng.choice(np.array([0.5, 0.75, 1.0, 1.0, 1.0], np.float32), (n, 1, 1))
   return (src * mask + faces * (1 - mask)).astype(np.float32), mask.astype(np.float32)
 
@@ -121,7 +175,7 @@ def make_split(faces: np.ndarray, ids, variants=VARIANTS, copies: int = 1,
                seed: int = 0, real_copies: int | None = None) -> dict[str, np.ndarray]:
   """Reals and fakes of the faces `ids` (donors come from the same ids).
 
-  Each face gives `real_copies` real frames (default `copies`; the face, lightly jittered)
+  Each face gives `real_copies` real frames (default `copies`; each a `jitter` of the face)
   and, per variant, `copies` fake frames; a "video" is one (face, variant) group or one
   face's reals, so video-level
   metrics average its frames. Returns uint8 images [N, s, s, 3] and the arrays of the module
@@ -136,8 +190,7 @@ def make_split(faces: np.ndarray, ids, variants=VARIANTS, copies: int = 1,
   imgs, masks, labels, vids, var = [], [], [], [], []
   nv = len(VARIANTS)
   for c in range(copies if real_copies is None else real_copies):
-    jit = (base * rng.uniform(0.92, 1.08, (n, 1, 1)) + rng.uniform(-0.04, 0.04, (n, 1, 1)))
-    imgs.append(jit.clip(0, 1))
+    imgs.append(jitter(rng, base))
     masks.append(np.zeros_like(base))
     labels.append(np.zeros(n, np.int32))
     vids.append(ids * (nv + 1))
@@ -146,8 +199,9 @@ def make_split(faces: np.ndarray, ids, variants=VARIANTS, copies: int = 1,
     vi = VARIANTS.index(v) if v in VARIANTS else -1
     for c in range(copies):
       shift = rng.integers(1, n, n)
-      donors = base[(np.arange(n) + shift) % n]
-      fake, m = blend(rng, base, donors, v)
+      frame = jitter(rng, base)
+      donors = frame[(np.arange(n) + shift) % n]
+      fake, m = blend(rng, frame, donors, v)
       imgs.append(fake)
       masks.append(m)
       labels.append(np.ones(n, np.int32))

@@ -106,6 +106,18 @@ def test_fakes_blend_only_inside_mask():
     fakes.blend(rng, base, base, "deepfake")
 
 
+def test_fake_source_carries_its_own_texture_and_reals_are_fresh_frames():
+  from scipy import ndimage
+  faces = fakes.lfw_faces(32)[:20]
+  out = fakes._source_artifacts(np.random.default_rng(0), faces)  # pylint: disable=protected-access
+  r = out - faces
+  high = r - ndimage.gaussian_filter(r, (0, 1, 1))
+  assert high.std(axis=(1, 2)).min() > 0.05   # pixel noise sd >= 0.06 on every source
+  d = fakes.make_split(faces, range(4), variants=("sbi",), copies=1, seed=0, real_copies=2)
+  reals = d["image"][d["label"] == 0][..., 0].astype(np.float32)
+  assert np.abs(reals[:4] - reals[4:]).mean(axis=(1, 2)).min() > 2  # two jittered frames
+
+
 def test_make_split_layout_and_determinism():
   faces = fakes.lfw_faces(32)
   d = fakes.make_split(faces, range(5), variants=("sbi", "mouth"), copies=2, seed=7)
