@@ -6,7 +6,7 @@ extras: "memory" (two class queues, pointers, prototypes). Mode `ce` (the CE-onl
 has no key encoder and no memory. Views are made on device inside the step.
 Prediction "forgery": {"score": p_fake, "label", "video_id"} for the `forgery` evaluator
 (frame- and video-level AUC / EER / ACC) or `dcl_forgery` (the same, plus roc.png per test set
-written by `summary` at the end of the run).
+written at each evaluation into the workdir; `summary` lists them).
 """
 from __future__ import annotations
 
@@ -154,19 +154,10 @@ def summary(ctx: RunContext, state, meta) -> dict:
   if "memory" in state.get("extras", {}):
     mem = state["extras"]["memory"]
     out["queue_ptr"] = {"real": int(mem["ptr_real"]), "fake": int(mem["ptr_fake"])}
-  # ROC PNGs of the final evaluation (recorded by the `dcl_forgery` evaluators).
-  step = int(state["step"])
-  if ctx.is_main and ctx.workdir:
-    try:
-      pngs = roc.write_pngs(ctx.workdir, list(ctx.config.get("evals", {})), step,
-                            f"DCL mode={c.mode}")
-    except OSError as e:  # a read-only workdir must not lose the summary
-      out["roc_png_error"] = str(e)
-    else:
-      if pngs:
-        out["roc_png"] = pngs
-  else:
-    roc.take_curves(list(ctx.config.get("evals", {})), step)
+  # ROC PNGs of the final evaluation (written by the `dcl_forgery` evaluators).
+  pngs = roc.written(ctx.workdir, list(ctx.config.get("evals", {}))) if ctx.workdir else {}
+  if pngs:
+    out["roc_png"] = pngs
   return out
 
 

@@ -1,14 +1,16 @@
 """ROC curves of DCL's test sets (dcl.md §5): the `dcl_forgery` loop evaluator and the PNG writer.
 
 `dcl_forgery` is the `forgery` evaluator (frame- and video-level AUC / EER / ACC) that also
-keeps the ROC points of its latest result under its `curve` name; at the end of a run the
-method's summary writes them as `roc.png` (the "eval" test set) or `roc_<name>.png` into the
-workdir, frame level and, with video ids, video level in one plot.
+plots the ROC of each result into the run's workdir (the loop's evaluation context names it):
+`roc.png` for the curve "eval", `roc_<name>.png` otherwise, frame level and, with video ids,
+video level in one plot. Each evaluation overwrites it, so the run leaves the final one; the
+method's summary lists the files.
 
     config.evals.eval.evaluators = {"forgery": {"type": "dcl_forgery", "curve": "eval"}}
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Mapping, Optional
 
@@ -16,11 +18,6 @@ import numpy as np
 
 from jaxvision.core.evaluation import LoopEvaluator, register
 from jaxvision.evaluators import forgery, ranking
-
-# curve name -> {"step", "frame": (fpr, tpr, auc), "video": (fpr, tpr, auc) | None}, the
-# latest result of each `dcl_forgery` evaluator in this process (taken by `take_curves`).
-_LATEST: dict[str, dict] = {}
-
 
 def curve(scores, labels) -> tuple[np.ndarray, np.ndarray, float]:
   """(fpr [P], tpr [P], auc) of [N] scores (p_fake) and 0/1 labels."""
@@ -31,13 +28,15 @@ def curve(scores, labels) -> tuple[np.ndarray, np.ndarray, float]:
 @register("dcl_forgery")
 class DCLForgery(LoopEvaluator):
   """`forgery` (frame + video AUC / EER / ACC from {"score", "label"[, "video_id"]}) that also
-  records its ROC curve under `curve` for the run's roc PNG."""
+  writes its ROC to `<context workdir>/png_name(curve)` (main process; none without a
+  workdir). `latest` keeps the last curves: {"step", "frame": (fpr, tpr, auc), "video"}."""
   inputs = (("scores", "score"), ("labels", "label"))
   optional = (("video_ids", "video_id"),)
   factory = forgery.ForgeryEvaluator
 
   def __init__(self, curve: str = "eval", keys=None, **options):  # pylint: disable=redefined-outer-name
     self.curve_name = str(curve)
+    self.latest: Optional[dict] = None
     super().__init__(keys, **options)
 
   def result(self, context: Optional[Mapping] = None) -> dict[str, float]:
@@ -49,18 +48,15 @@ class DCLForgery(LoopEvaluator):
     if "video_ids" in rows:
       vs, vy, _ = forgery.video_scores(s, y, rows["video_ids"])
       entry["video"] = curve(vs, vy)
-    _LATEST[self.curve_name] = entry
+    self.latest = entry
+    ctx = context or {}
+    if ctx.get("workdir") and ctx.get("is_main", True):
+      try:
+        plot_roc(entry, os.path.join(ctx["workdir"], png_name(self.curve_name)),
+                 f"DCL: {self.curve_name} (step {entry['step']})")
+      except OSError as e:  # a read-only workdir must not stop the run
+        logging.warning("dcl_forgery: could not write the ROC PNG: %s", e)
     return out
-
-
-def take_curves(names, step: int) -> dict[str, dict]:
-  """Pops the recorded curves of `names` made at `step` (older ones are dropped)."""
-  out = {}
-  for n in names:
-    e = _LATEST.pop(n, None)
-    if e is not None and (e["step"] is None or int(e["step"]) == int(step)):
-      out[n] = e
-  return out
 
 
 def png_name(name: str) -> str:
@@ -94,7 +90,7 @@ def plot_roc(entry: dict, path: str, title: str) -> str:
   return path
 
 
-def write_pngs(workdir: str, names, step: int, title: str = "DCL") -> dict[str, str]:
-  """Writes the recorded curves of `names` at `step` into workdir; {name: png path}."""
-  return {n: plot_roc(e, os.path.join(workdir, png_name(n)), f"{title}: {n} (step {step})")
-          for n, e in take_curves(names, step).items()}
+def written(workdir: str, names) -> dict[str, str]:
+  """{name: path} of the ROC PNGs of `names` present in workdir."""
+  paths = {n: os.path.join(workdir, png_name(n)) for n in names}
+  return {n: p for n, p in paths.items() if os.path.exists(p)}

@@ -1,4 +1,5 @@
-"""The `dcl_forgery` evaluator (forgery metrics + the ROC of its latest result) and roc.png."""
+"""The `dcl_forgery` evaluator: forgery metrics, its ROC by hand, and the PNG in the context's
+workdir."""
 import numpy as np
 import pytest
 
@@ -19,27 +20,26 @@ def test_dcl_forgery_metrics_and_curve(tmp_path):
   out = _rows()
   ev.update({k: v[:5] for k, v in out.items()}, np.ones(5))
   ev.update({k: v[5:] for k, v in out.items()}, np.array([1, 1, 0]))  # last row is padding
-  got = ev.result({"step": 7})
+  got = ev.result({"step": 7})  # no workdir in the context: no PNG
   keep = np.arange(7)
   ref = forgery.ForgeryEvaluator(acc_rule=">=")
   ref.update(out["score"][keep], out["label"][keep], out["video_id"][keep])
   assert got == pytest.approx(ref.result())
   # Frame ROC by hand: 4 fakes (0.9, 0.8, 0.6, 0.3), 3 reals (0.7, 0.2, 0.1).
-  curves = roc.take_curves(["t1", "missing"], step=7)
-  fpr, tpr, auc = curves["t1"]["frame"]
+  fpr, tpr, auc = ev.latest["frame"]
   np.testing.assert_allclose(fpr, [0, 0, 0, 1 / 3, 1 / 3, 1 / 3, 2 / 3, 1])
   np.testing.assert_allclose(tpr, [0, 0.25, 0.5, 0.5, 0.75, 1, 1, 1])
   assert auc == pytest.approx(got["auc"]) == pytest.approx(10 / 12)
   # Video ROC: means 0.85 (fake), 0.45 (fake: 0.3, 0.6), 0.45 (real: 0.7, 0.2), 0.1 (real).
-  vfpr, vtpr, vauc = curves["t1"]["video"]
+  vfpr, vtpr, vauc = ev.latest["video"]
   assert vauc == pytest.approx(got["video_auc"]) == pytest.approx((2 + 1.5) / 4)
   assert vfpr[-1] == vtpr[-1] == 1
-  assert roc.take_curves(["t1"], step=7) == {}  # taken once
-  # A curve from another step (an earlier periodic evaluation) is not the final one.
-  ev.result({"step": 3})
-  assert roc.take_curves(["t1"], step=7) == {}
-  ev.result({"step": 7})
-  paths = roc.write_pngs(str(tmp_path), ["t1"], 7)
+  assert roc.written(str(tmp_path), ["t1"]) == {}
+  # With the loop's context the PNG lands in the workdir (only on the main process).
+  ev.result({"step": 7, "workdir": str(tmp_path / "w"), "is_main": False})
+  assert roc.written(str(tmp_path / "w"), ["t1"]) == {}
+  ev.result({"step": 7, "workdir": str(tmp_path), "is_main": True})
+  paths = roc.written(str(tmp_path), ["t1", "eval"])
   assert paths == {"t1": str(tmp_path / "roc_t1.png")}
   with open(paths["t1"], "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
