@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.core import roles
+from jaxvision.images import panel_rows, save_png
 from jaxvision.core.errors import ConfigError
 from jaxvision.core.method import Method, RunContext, Stage
 from jaxvision.core.registry import METHODS
@@ -317,7 +318,6 @@ def _write_crops_png(ctx) -> str | None:
   d = os.path.join(ctx.workdir, "crops")
   if src is None or not os.path.isdir(d):
     return None
-  from PIL import Image  # pylint: disable=import-outside-toplevel
   lr, hr = src
   s = int(_dcfg(ctx).scale)
   tiles = [("LR", np.repeat(np.repeat(lr, s, 0), s, 1)),
@@ -328,10 +328,7 @@ def _write_crops_png(ctx) -> str | None:
     if os.path.exists(p):
       tiles.append((v, np.load(p)))
   tiles.append(("HR", hr))
-  row = np.concatenate([np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=1.0)
-                        for _, t in tiles], 1)
-  path = os.path.join(ctx.workdir, "crops.png")
-  Image.fromarray((row * 255).round().astype(np.uint8)).save(path)
+  path = save_png(os.path.join(ctx.workdir, "crops.png"), panel_rows([[t for _, t in tiles]]))
   with open(os.path.join(ctx.workdir, "crops.txt"), "w") as f:
     f.write(" | ".join(n for n, _ in tiles) + "\n")
   return path

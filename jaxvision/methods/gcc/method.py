@@ -50,6 +50,7 @@ from flax import nnx
 
 from jaxvision import flops
 from jaxvision.core import roles
+from jaxvision.images import panel_rows, save_png
 from jaxvision.core.errors import ConfigError
 from jaxvision.core.method import Method, Stage
 from jaxvision.core.registry import METHODS
@@ -470,11 +471,9 @@ def grid_image(outs: dict) -> np.ndarray:
       if a.shape[0] < tgt.shape[0]:
         r = tgt.shape[0] // a.shape[0]
         a = np.repeat(np.repeat(a, r, 0), r, 1)
-      a = a[:tgt.shape[0], :tgt.shape[1]]
-      a = np.repeat(a, 3, -1) if a.shape[-1] == 1 else a[..., :3]
-      tiles.append(np.pad(np.clip(a, 0, 1), ((2, 2), (2, 2), (0, 0)), constant_values=1.0))
-    rows.append(np.concatenate(tiles, 1))
-  return np.concatenate(rows, 0)
+      tiles.append(a[:tgt.shape[0], :tgt.shape[1]])
+    rows.append(tiles)
+  return panel_rows(rows)
 
 
 def write_grid(ctx, state, meta, stage_name: str) -> str | None:
@@ -482,15 +481,12 @@ def write_grid(ctx, state, meta, stage_name: str) -> str | None:
   n = int(ctx.config.gcc.grid_examples)
   if n <= 0 or not ctx.is_main or not ctx.workdir:
     return None
-  from PIL import Image  # pylint: disable=import-outside-toplevel
   batch = grid_examples(ctx.config, n)
   models = {r: jax.device_get(state["models"][r]) for r in ("generator", "teacher_g")}
   outs = jax.device_get(_grid_fn(ctx, meta)(models, batch))
-  d = os.path.join(ctx.workdir, "grids")
-  os.makedirs(d, exist_ok=True)
-  path = os.path.join(d, f"{stage_name}_{int(np.asarray(state['step']))}.png")
-  Image.fromarray((grid_image(outs) * 255).round().astype(np.uint8)).save(path)
-  return path
+  return save_png(os.path.join(ctx.workdir, "grids",
+                              f"{stage_name}_{int(np.asarray(state['step']))}.png"),
+                 grid_image(outs))
 def _macs(ctx, meta, role):
   m = _abstract(ctx, meta, role)
   shape = tuple(ctx.config.gcc.macs_input_shape)

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.core import roles
+from jaxvision.images import panel_rows, save_png
 from jaxvision.core.errors import ConfigError
 from jaxvision.core.method import Method, RunContext, Stage
 from jaxvision.core.registry import METHODS
@@ -339,22 +340,14 @@ def _write_panels(ctx, state, meta) -> str | None:
   n = int(_lcfg(ctx).panels)
   if n <= 0 or not ctx.is_main:
     return None
-  from PIL import Image  # pylint: disable=import-outside-toplevel
   data = _eval_set(ctx.config, n)
   img = jnp.asarray(data["image"], jnp.float32) / 255.0
   t = jnp.asarray(data["trimap"][..., 0])
   pred = np.asarray(_panel_fn(ctx, meta)(jax.device_get(state["models"][ROLE]), img, t))
   tr = np.asarray(t)
-  rows = []
-  for i in range(len(pred)):
-    gray = lambda a: np.repeat(np.asarray(a, np.float32)[..., None], 3, -1)  # noqa: E731
-    tiles = [np.asarray(img[i]), gray(tr[i] / 255.0), gray(pred[i]),
-             gray(data["alpha"][i][..., 0] / 255.0)]
-    rows.append(np.concatenate([np.pad(a, ((2, 2), (2, 2), (0, 0)), constant_values=1.0)
-                                for a in tiles], 1))
-  path = os.path.join(ctx.workdir, "panels.png")
-  Image.fromarray((np.clip(np.concatenate(rows, 0), 0, 1) * 255).round().astype(np.uint8)
-                  ).save(path)
+  rows = [[np.asarray(img[i]), tr[i] / 255.0, pred[i], data["alpha"][i][..., 0] / 255.0]
+          for i in range(len(pred))]
+  path = save_png(os.path.join(ctx.workdir, "panels.png"), panel_rows(rows))
   return path
 
 
