@@ -487,6 +487,8 @@ def write_grid(ctx, state, meta, stage_name: str) -> str | None:
   return save_png(os.path.join(ctx.workdir, "grids",
                               f"{stage_name}_{int(np.asarray(state['step']))}.png"),
                  grid_image(outs))
+
+
 def _macs(ctx, meta, role):
   m = _abstract(ctx, meta, role)
   shape = tuple(ctx.config.gcc.macs_input_shape)
