@@ -442,13 +442,16 @@ class PAFPN(nnx.Module):
 
 
 class RecHead(nnx.Module):
-  """Spec §3.3 single-level anchor-free head on the s32 map: 1x1 -> 2x 3x3 -> reg(4), obj(1).
+  """Spec §3.3 single-level anchor-free head (on the s32 map; `rec_level` picks another PAFPN
+  level): 1x1 -> 2x 3x3 -> reg(4), obj(1). obj_prior p sets the objectness bias to
+  -log((1-p)/p) (YOLOX `initialize_biases`, never called by the official code: None = 0).
 
   x: [B, h, w, C] -> dict(raw [B, h, w, 5], boxes [B, h*w, 4] (cx, cy, w, h input pixels),
   obj [B, h*w] logits). Decoding: xy = (t_xy + grid) * stride, wh = exp(t_wh) * stride.
   """
 
-  def __init__(self, cin, hidden, stride, *, rngs, dtype=jnp.float32):
+  def __init__(self, cin, hidden, stride, *, rngs, obj_prior: float | None = None,
+               dtype=jnp.float32):
     self.stride = stride
     self.stem = ConvBnAct(cin, hidden, 1, rngs=rngs, dtype=dtype)
     self.conv1 = ConvBnAct(hidden, hidden, 3, rngs=rngs, dtype=dtype)
@@ -457,6 +460,9 @@ class RecHead(nnx.Module):
                            kernel_init=common.kaiming_fan_in)
     self.obj = common.conv(hidden, 1, 1, bias=True, rngs=rngs, dtype=dtype,
                            kernel_init=common.kaiming_fan_in)
+    if obj_prior is not None:  # YOLOX initialize_biases (never called by the official code)
+      self.obj.bias.set_value(jnp.full((1,), -math.log((1.0 - obj_prior) / obj_prior),
+                                       jnp.float32))
 
   def __call__(self, x, train):
     y = self.conv2(self.conv1(self.stem(x, train), train), train)
@@ -558,7 +564,8 @@ class LaConvNet(nnx.Module):
 
   Widths format: 5 stage dims (default (16, 64, 128, 256, 512) for S/B; the miniature
   'tiny' uses (8, 16, 16, 32, 32)); cond dims follow D = dim*t/2 if dim < 128 else dim
-  unless the variant fixes them.
+  unless the variant fixes them. REC head level: rec_level 2 (s32, paper) | 1 (s16) | 0 (s8);
+  obj_prior: see `RecHead`. VQA head input: stage vqa_level 4 (s32, default) | 3 | 2.
 
   Call: `model(image, text, text_mask, train=False, rng=None)`:
     image [B, H, W, 3] (H, W multiples of 32 * max packing / 2^stage, e.g. 416 or 64 for tiny);
@@ -576,6 +583,7 @@ class LaConvNet(nnx.Module):
                widths: Sequence[int] | None = None, variant: str = "S", head: str = "rec",
                text_dim: int = 512, conv_type: str = "laconv", impl: str = "auto",
                heads: int | None = None, neck_depth: int = 3, rec_hidden: int | None = None,
+               rec_level: int = 2, obj_prior: float | None = None, vqa_level: int = 4,
                aspp_channels: int | None = None, aspp_dilations: Sequence[int] = (6, 12, 18),
                attn_drop: float = 0.1, kernel_drop: float = 0.1, use_pos: bool = True,
                width_multiplier: float = 1.0, dtype=jnp.float32):
@@ -618,13 +626,21 @@ class LaConvNet(nnx.Module):
       self.fusion = nnx.List([LateFusion(c, text_dim, rngs=rngs, dtype=dtype) for c in chans])
     self.neck = (PAFPN(chans, rngs=rngs, n=neck_depth, dtype=dtype) if head in ("rec", "res")
                  else None)
+    if rec_level not in (0, 1, 2):
+      raise ValueError(f"LaConvNet rec_level={rec_level!r}; choose 0 (s8), 1 (s16) or 2 (s32).")
+    if vqa_level not in (2, 3, 4):
+      raise ValueError(f"LaConvNet vqa_level={vqa_level!r}; choose 2 (s8), 3 (s16) or 4 (s32).")
+    self.rec_level, self.vqa_level = rec_level, vqa_level
     if head == "rec":
-      self.head = RecHead(chans[2], rec_hidden or max(1, chans[2] // 2), 32, rngs=rngs, dtype=dtype)
+      c = chans[rec_level]
+      self.head = RecHead(c, rec_hidden or max(1, c // 2), 8 * 2 ** rec_level, rngs=rngs,
+                          obj_prior=obj_prior, dtype=dtype)
     elif head == "res":
       self.head = ResHead(chans, aspp_channels or chans[0], tuple(aspp_dilations), neck_depth,
                           rngs=rngs, dtype=dtype)
     elif head == "vqa":
-      self.head = VqaHead(chans[2], text_dim, num_classes, rngs=rngs, drop=attn_drop, dtype=dtype)
+      self.head = VqaHead(spec.dims[vqa_level], text_dim, num_classes, rngs=rngs, drop=attn_drop,
+                          dtype=dtype)
     else:
       self.head = None
 
@@ -653,14 +669,14 @@ class LaConvNet(nnx.Module):
     if self.head_type == "none":
       return feats
     if self.head_type == "vqa":
-      return self.head(feats[4], text, text_mask, train=train, rng=_fold(rng, 999))
+      return self.head(feats[self.vqa_level], text, text_mask, train=train, rng=_fold(rng, 999))
     f = feats[2:]
     if len(self.fusion):
       s = self.sentence(text.astype(self.dtype), text_mask, train=train, rng=_fold(rng, 998))
       f = [m(x, s, train) for m, x in zip(self.fusion, f)]
     p = self.neck(f, train)
     if self.head_type == "rec":
-      return self.head(p[2], train)
+      return self.head(p[self.rec_level], train)
     return self.head(p, train, image.shape[1:3])
 
   @staticmethod

@@ -37,7 +37,6 @@ from jaxvision.methods.laconv.language import load_glove
 from jaxvision.models.laconvnet import grid_centers
 
 ROLE = "model"
-STRIDE = 32
 PREC_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 MCAN_SCORES = (0.0, 0.3, 0.6, 0.9, 1.0)
 
@@ -128,8 +127,9 @@ def make_loss(ctx):
     out = model(batch["image"], batch["tokens"], train=True, rng=rng)
     if task == "rec":
       h, w = out["raw"].shape[1:3]
-      centers = jnp.asarray(grid_centers(h, w, STRIDE))
-      loss, aux = simota.rec_loss(out["boxes"], out["obj"], batch["box"], centers, STRIDE,
+      stride = batch["image"].shape[1] // h
+      centers = jnp.asarray(grid_centers(h, w, stride))
+      loss, aux = simota.rec_loss(out["boxes"], out["obj"], batch["box"], centers, stride,
                                   valid=batch["valid"] > 0, iou_type=iou_type)
       best = simota.rec_predict(out["boxes"], out["obj"])
       acc = jnp.mean((box_iou(best, batch["box"]) > 0.5).astype(jnp.float32))

@@ -1,6 +1,7 @@
 """SimOTA assignment and the LaConvNet REC loss (spec §3.3), fixed shapes, jittable.
 
-One ground-truth box per sample (REC); A anchors = cells of the single stride-32 level.
+One ground-truth box per sample (REC); A anchors = cells of the single head level
+(stride 32 in the paper; the 64x64 demo uses stride 8).
 Candidates: anchor centre strictly inside the GT box, or within +-radius*stride of the GT
 centre. Cost = 3 * (-log(IoU + 1e-8)) + 1e5 * not(in box and in centre) (no class branch).
 dynamic k = max(1, floor(sum of the top-10 candidate IoUs)); the k cheapest candidates are

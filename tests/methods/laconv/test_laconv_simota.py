@@ -106,3 +106,46 @@ def test_rec_predict_picks_highest_objectness():
                                 np.asarray(boxes[jnp.arange(2), jnp.array([1, 0])]))
   with pytest.raises(ValueError, match="iou_type"):
     simota.rec_loss(boxes, obj, boxes[:, 0], jnp.zeros((3, 2)), 32.0, iou_type="ciou")
+
+
+def test_rec_head_level_stride_and_objectness_prior():
+  """RecHead(stride 8, obj_prior 1e-2) on a zero map: obj = -log(99) and the boxes are the
+  t = 0 decode (cell corner, 8 x 8); LaConvNet rejects an unknown rec_level / vqa_level."""
+  from flax import nnx  # noqa: PLC0415
+
+  from jaxvision.models import laconvnet as L  # noqa: PLC0415
+  head = L.RecHead(4, 4, 8, rngs=nnx.Rngs(0), obj_prior=0.01)
+  out = head(jnp.zeros((1, 2, 3, 4)), train=False)
+  np.testing.assert_allclose(np.asarray(out["obj"]), -np.log(99.0), rtol=1e-6)
+  corners = grid_centers(2, 3, 8) - 4.0
+  np.testing.assert_allclose(np.asarray(out["boxes"][0]),
+                             np.concatenate([corners, np.full((6, 2), 8.0)], -1), atol=1e-6)
+  assert float(L.RecHead(4, 4, 32, rngs=nnx.Rngs(0)).obj.bias[0]) == 0.0  # official: no prior
+  with pytest.raises(ValueError, match="rec_level"):
+    L.LaConvNet(rngs=nnx.Rngs(0), variant="tiny", text_dim=32, rec_level=3)
+  with pytest.raises(ValueError, match="vqa_level"):
+    L.LaConvNet(rngs=nnx.Rngs(0), variant="tiny", text_dim=32, head="vqa", vqa_level=1)
+
+
+def test_rec_loss_stride_follows_the_head_resolution():
+  """The method's REC loss takes the stride from image / head map (8 for an 8x8 map at 64)."""
+  import ml_collections  # noqa: PLC0415
+  import types  # noqa: PLC0415
+
+  from jaxvision.methods.laconv import method as M  # noqa: PLC0415
+  from jaxvision.models.laconvnet import decode_rec  # noqa: PLC0415
+  raw = jax.random.normal(jax.random.key(0), (2, 8, 8, 5))
+  dec = decode_rec(raw, 8)
+  gt = jnp.array([[20.0, 20.0, 16.0, 16.0], [44.0, 36.0, 12.0, 20.0]])
+  batch = {"image": jnp.zeros((2, 64, 64, 3)), "tokens": jnp.ones((2, 4), jnp.int32),
+           "box": gt, "valid": jnp.ones((2,))}
+  cfg = ml_collections.ConfigDict({"laconv": {"task": "rec", "iou_type": "giou",
+                                              "vqa_score": "mcan"}})
+  loss_fn = M.make_loss(types.SimpleNamespace(config=cfg))
+  loss, _ = loss_fn(lambda *a, **k: {"raw": raw, **dec}, batch, None)
+
+  def want(stride):
+    return simota.rec_loss(dec["boxes"], dec["obj"], gt, jnp.asarray(grid_centers(8, 8, stride)),
+                           stride, iou_type="giou")[0]
+  np.testing.assert_allclose(float(loss), float(want(8)), rtol=1e-6)
+  assert abs(float(want(8)) - float(want(32))) > 1e-3
