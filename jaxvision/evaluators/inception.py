@@ -176,18 +176,27 @@ def random_inception_params(seed: int = 0) -> dict[str, np.ndarray]:
   return n.params
 
 
+def find_weights(weights_path: str | None = None, how: str = "weights_path=...") -> str:
+  """The Inception weights file to read: `weights_path`, else $JAXVISION_INCEPTION_WEIGHTS.
+
+  Raises FileNotFoundError naming the file to supply (and `how` to pass it) when none exists.
+  """
+  path = os.path.expanduser(weights_path or os.environ.get(ENV_VAR, ""))
+  if not path or not os.path.isfile(path):
+    where = f" (looked for '{path}')" if path else ""
+    raise FileNotFoundError(
+        f"Inception-v3 FID weights not found{where}. Supply pytorch-fid's "
+        f"'{WEIGHTS_FILE}' ({WEIGHTS_URL}), or an .npz of its state_dict, via "
+        f"{how} or the environment variable {ENV_VAR}.")
+  return path
+
+
 def load_inception_weights(weights_path: str | None = None) -> dict[str, np.ndarray]:
   """Reads the pytorch-fid Inception weights (.pth via torch, or .npz).
 
   Raises FileNotFoundError naming the file to supply when none is found.
   """
-  path = weights_path or os.environ.get(ENV_VAR)
-  if not path or not os.path.exists(path):
-    where = f" (looked for '{path}')" if path else ""
-    raise FileNotFoundError(
-        f"Inception-v3 FID weights not found{where}. Supply pytorch-fid's "
-        f"'{WEIGHTS_FILE}' ({WEIGHTS_URL}), or an .npz of its state_dict, via "
-        f"weights_path=... or the environment variable {ENV_VAR}.")
+  path = find_weights(weights_path)
   if path.endswith(".npz"):
     with np.load(path) as z:
       return {k: np.asarray(z[k]) for k in z.files}

@@ -14,7 +14,6 @@ run at start-up with one line naming the file and the flag.
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -29,14 +28,12 @@ def resolve_weights(weights: str) -> str:
   """The weights path to use ('off' stays 'off'); ConfigError naming the file when missing."""
   if weights == "off":
     return weights
-  path = os.path.expanduser(weights or os.environ.get(inception.ENV_VAR, ""))
-  if not path or not os.path.isfile(path):
-    where = f" ({path} does not exist)" if path else ""
-    raise ConfigError(
-        f"evaluator gan_fid: Inception-v3 weights not found{where}; pass pytorch-fid's "
-        f"{inception.WEIGHTS_FILE} with --config.evals.<eval>.evaluators.<label>.weights=PATH "
-        f"(or ${inception.ENV_VAR}), or weights=off to skip FID/KID.")
-  return path
+  try:
+    return inception.find_weights(
+        weights, how="--config.evals.<eval>.evaluators.<label>.weights=PATH (or weights=off "
+        "to skip FID/KID)")
+  except FileNotFoundError as e:
+    raise ConfigError(f"evaluator gan_fid: {e}") from None
 
 
 @register("gan_fid")

@@ -18,10 +18,10 @@ def _feats(x):
 
 def test_missing_weights_fail_at_construction_and_off_skips(monkeypatch, tmp_path):
   monkeypatch.delenv(inception.ENV_VAR, raising=False)
-  with pytest.raises(ConfigError, match=f"Inception-v3 weights not found.*{inception.WEIGHTS_FILE}"
-                                        ".*evaluators.<label>.weights=PATH"):
+  with pytest.raises(ConfigError, match=f"Inception-v3 FID weights not found.*"
+                                        f"{inception.WEIGHTS_FILE}.*evaluators.<label>.weights=PATH"):
     evaluation.make("gan_fid")
-  with pytest.raises(ConfigError, match="missing.pth does not exist"):
+  with pytest.raises(ConfigError, match="looked for '.*missing.pth'"):
     evaluation.from_config({"fid": {"type": "gan_fid", "weights": str(tmp_path / "missing.pth")}})
   off = evaluation.make("gan_fid", weights="off")
   assert off.required_keys() == []
