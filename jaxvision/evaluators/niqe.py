@@ -36,6 +36,12 @@ _GAM = np.arange(0.2, 10.0 + 1e-9, 0.001)
 _R_GAM = _gamma(2.0 / _GAM) ** 2 / (_gamma(1.0 / _GAM) * _gamma(3.0 / _GAM))
 
 
+def luminance(rgb01) -> np.ndarray:
+  """RGB [..., 3] in [0, 1] -> BT.601 Y in 16..235 (0..255 scale), float64 (as BasicSR)."""
+  from jaxvision.evaluators.image_quality import Y_OFFSET, Y_WEIGHTS  # pylint: disable=import-outside-toplevel
+  return np.asarray(rgb01, np.float64) @ np.asarray(Y_WEIGHTS, np.float64) + Y_OFFSET
+
+
 def gaussian_window(size: int = 7, sigma: float = 7 / 6) -> np.ndarray:
   """MATLAB fspecial('gaussian', size, sigma), normalised to sum 1."""
   r = np.arange(size) - (size - 1) / 2
@@ -171,13 +177,12 @@ class NiqeEvaluator:
   def update(self, images=None, hw=None, *, mask):
     if self.model is None:
       return
-    from jaxvision.evaluators.image_quality import Y_OFFSET, Y_WEIGHTS  # pylint: disable=import-outside-toplevel
     x = np.round(np.clip(np.asarray(images, np.float64), 0, 1) * 255.0) / 255.0
     vals = np.zeros(len(x))
     for i in np.nonzero(np.asarray(mask) > 0)[0]:
       h, w = (int(v) for v in (hw[i] if hw is not None else x.shape[1:3]))
       b = self.border
-      y = x[i, b:h - b, b:w - b] @ np.asarray(Y_WEIGHTS, np.float64) + Y_OFFSET
+      y = luminance(x[i, b:h - b, b:w - b])
       vals[i] = niqe(y, self.model, self.block)
     self.acc.update({"niqe": vals}, mask)
 
@@ -188,10 +193,8 @@ class NiqeEvaluator:
 
 def _read_y(path: str) -> np.ndarray:
   from PIL import Image  # pylint: disable=import-outside-toplevel
-  from jaxvision.evaluators.image_quality import Y_OFFSET, Y_WEIGHTS  # pylint: disable=import-outside-toplevel
   with Image.open(path) as im:
-    x = np.asarray(im.convert("RGB"), np.float64) / 255.0
-  return x @ np.asarray(Y_WEIGHTS, np.float64) + Y_OFFSET
+    return luminance(np.asarray(im.convert("RGB"), np.float64) / 255.0)
 
 
 def main(argv=None) -> int:
@@ -213,9 +216,7 @@ def main(argv=None) -> int:
         raise ConfigError("--fit needs --out model.npz")
       if a.fit == "embedded":
         from jaxvision.data import photos  # pylint: disable=import-outside-toplevel
-        from jaxvision.evaluators.image_quality import Y_OFFSET, Y_WEIGHTS  # pylint: disable=import-outside-toplevel
-        ys = [p.astype(np.float64) / 255 @ np.asarray(Y_WEIGHTS) + Y_OFFSET
-              for p in photos.photos("train")]
+        ys = [luminance(p / 255.0) for p in photos.photos("train")]
       else:
         d = os.path.expanduser(a.fit)
         if not os.path.isdir(d):

@@ -43,20 +43,18 @@ def test_feature_layout_and_gaussian_window():
 @pytest.fixture(scope="module")
 def model():
   from jaxvision.data import photos
-  from jaxvision.evaluators.image_quality import Y_OFFSET, Y_WEIGHTS
-  ys = [photos.photo(n).astype(np.float64) / 255 @ np.asarray(Y_WEIGHTS) + Y_OFFSET
+  ys = [N.luminance(photos.photo(n) / 255.0)
         for n in ("astronaut", "rocket", "motorcycle_left", "flower")]
   return N.fit_pristine(ys), ys
 
 
 def test_a_model_fit_on_the_photos_ranks_blur_and_noise_worse(model):
   from jaxvision.data import photos
-  from jaxvision.evaluators.image_quality import Y_OFFSET, Y_WEIGHTS
   m, _ = model
   assert m["mu"].shape == (36,) and m["cov"].shape == (36, 36)
   rng = np.random.default_rng(0)
   for name in ("chelsea", "coffee"):
-    y = photos.photo(name).astype(np.float64) / 255 @ np.asarray(Y_WEIGHTS) + Y_OFFSET
+    y = N.luminance(photos.photo(name) / 255.0)
     clean = N.niqe(y, m)
     assert clean < N.niqe(ndimage.gaussian_filter(y, 2.0), m)
     assert clean < N.niqe(np.clip(y + rng.normal(0, 20, y.shape), 0, 255), m)

@@ -254,11 +254,11 @@ def predict_fns(ctx: RunContext, meta, stage):
   scale, seed = int(d.scale), int(d.lpips_proxy_seed)
   lp = _lpips_params(str(d.lpips_alexnet), str(d.lpips_lin)) if d.lpips_alexnet else None
   niqe = bool(d.niqe_model)
+  from jaxvision.evaluators.lpips import lpips_alex  # pylint: disable=import-outside-toplevel
 
   def metrics(x, hr, hw):
     out = M.sr_metrics(x, hr, hw, scale, seed)
     if lp is not None:
-      from jaxvision.evaluators.lpips import lpips_alex  # pylint: disable=import-outside-toplevel
       out["lpips"] = lpips_alex(lp, x, hr, hw)
     return out
 

@@ -146,10 +146,11 @@ def tiled_alpha(apply_fn: Callable, image, trimap, *, tile: int,
           (grid.left + s, grid.pw - w - grid.left + s))
   img_c = jnp.pad(image.astype(jnp.float32), pads + ((0, 0),), mode="edge")
   tri_c = jnp.pad(trimap.astype(jnp.uint8), pads, mode="constant")
-  wt = jnp.asarray(tent_weight(tile))
+  wt_np = tent_weight(tile)
+  wt = jnp.asarray(wt_np)
   wsum = np.zeros((grid.ph, grid.pw), np.float32)
   for (r, c) in grid.origins():
-    wsum[r:r + tile, c:c + tile] += tent_weight(tile)
+    wsum[r:r + tile, c:c + tile] += wt_np
 
   def one(acc, origin):
     r, c = origin[0], origin[1]
