@@ -387,9 +387,8 @@ class Trainer:
 
     def record_eval(state, meta, shardings, stage, when, names=None):
       with clock.eval():
-        # "workdir" / "is_main" / "when" ("start" | "end" | None = periodic) let evaluators
-        # write artifacts (PNGs) next to the run.
-        context = {"step": step, "stage": stage.name, "time": clock.run, "when": when,
+        # "workdir" / "is_main" let evaluators write artifacts (PNGs) next to the run.
+        context = {"step": step, "stage": stage.name, "time": clock.run,
                    "workdir": self.workdir, "is_main": jax.process_index() == 0}
         res = self.evaluate(state, meta, shardings, stage, names, context)
       if when is not None:
