@@ -18,12 +18,18 @@ The language encoder (tokenizer, GloVe, GRU + self-attention) is in
 and padding mask `text_mask: [B, L]` (True = padded word).
 
 Dropout is functional: pass `rng` (a jax key) with `train=True`; without it dropout is off.
+
+Official PyTorch REC checkpoints (github.com/luogen1996/LaConvNet, `det_best.pth`):
+`load_official_checkpoint(model, path)` for `laconvnet_vl` (all keys) or LaConvNet (visual part);
+`LaConvNet.torch_naming_rules()` serves `torch_import.load_torch_checkpoint`; token ids must
+follow `official_vocab` (the official first-occurrence order).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Sequence
+import re
+from typing import Iterable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -564,7 +570,8 @@ class LaConvNet(nnx.Module):
 
   Widths format: 5 stage dims (default (16, 64, 128, 256, 512) for S/B; the miniature
   'tiny' uses (8, 16, 16, 32, 32)); cond dims follow D = dim*t/2 if dim < 128 else dim
-  unless the variant fixes them. REC head level: rec_level 2 (s32, paper) | 1 (s16) | 0 (s8);
+  unless the variant fixes them; `spec` (a TrunkSpec) replaces the variant's layout (groups,
+  packings, kernels per block, heads). REC head level: rec_level 2 (s32, paper) | 1 (s16) | 0 (s8);
   obj_prior: see `RecHead`. VQA head input: stage vqa_level 4 (s32, default) | 3 | 2.
 
   Call: `model(image, text, text_mask, train=False, rng=None)`:
@@ -586,16 +593,19 @@ class LaConvNet(nnx.Module):
                rec_level: int = 2, obj_prior: float | None = None, vqa_level: int = 4,
                aspp_channels: int | None = None, aspp_dilations: Sequence[int] = (6, 12, 18),
                attn_drop: float = 0.1, kernel_drop: float = 0.1, use_pos: bool = True,
-               width_multiplier: float = 1.0, dtype=jnp.float32):
+               spec: TrunkSpec | None = None, width_multiplier: float = 1.0,
+               dtype=jnp.float32):
     del width_multiplier  # accepted like every zoo model; sizes come from `variant` / widths
     dtype = common.resolve_dtype(dtype)
-    if variant not in VARIANTS:
+    if spec is not None and not isinstance(spec, TrunkSpec):
+      raise TypeError(f"LaConvNet spec must be a TrunkSpec, got {type(spec).__name__}.")
+    if spec is None and variant not in VARIANTS:
       raise ValueError(f"LaConvNet variant={variant!r}; choose one of {sorted(VARIANTS)}.")
     if head not in HEADS:
       raise ValueError(f"LaConvNet head={head!r}; choose one of {HEADS}.")
     if conv_type not in CONV_TYPES:
       raise ValueError(f"LaConvNet conv_type={conv_type!r}; choose one of {CONV_TYPES}.")
-    spec = VARIANTS[variant]
+    spec = spec or VARIANTS[variant]
     dims = common.check_widths(f"laconvnet_{variant}", widths, 5, "5 stage dims")
     if dims is not None:
       spec = dataclasses.replace(spec, dims=tuple(dims),
@@ -679,11 +689,207 @@ class LaConvNet(nnx.Module):
       return self.head(p[self.rec_level], train)
     return self.head(p, train, image.shape[1:3])
 
+  def torch_naming_rules(self) -> dict:
+    """{'official': nnx layer path -> module prefix of the official PyTorch `Net`
+    (github.com/luogen1996/LaConvNet, REC: visual_encoder.*, multi_scale_manner.*, head.*)}.
+
+    `torch_import.load_torch_checkpoint(model, sd)` uses it; a full official checkpoint also
+    holds `lang_encoder.*` (reported as unexpected here): load it into `laconvnet_vl` with
+    `load_official_checkpoint`, or pass only the other keys."""
+    _check_official(self)
+    return {OFFICIAL_NAMING: official_torch_name}
+
   @staticmethod
   def default_widths(variant: str = "S", **_) -> list[int]:
     if variant not in VARIANTS:
       raise ValueError(f"LaConvNet variant={variant!r}; choose one of {sorted(VARIANTS)}.")
     return list(VARIANTS[variant].dims)
+
+
+# ----------------------------------------------------------------------------- PyTorch import
+# Official REC `Net` (models/laconvnet_det/net.py): lang_encoder (LSTM_SA), visual_encoder
+# (LaConvNet), multi_scale_manner (PAFPN), head (REChead). Layouts: Conv2d OIHW -> HWIO;
+# 1x1 Conv2d [o, i, 1, 1] and Linear [o, i] -> nnx.Linear [i, o]; GRU weight_{ih,hh}_l0
+# [3H, in] -> Linear [in, 3H] (gate order r, z, n in both); BatchNorm weight/bias/running_* ->
+# scale/bias/mean/var; MCAN LayerNorm and the embedding table are copied as they are.
+
+OFFICIAL_NAMING = "official"
+# Computed by the official language encoder but used by neither the REC nor the RES net.
+OFFICIAL_UNUSED = ("lang_encoder.att_flat.",)
+
+_BLOCK_NAMES = {"cond/q": "cond_generator.mha.linear_q", "cond/k": "cond_generator.mha.linear_k",
+                "cond/v": "cond_generator.mha.linear_v",
+                "cond/out": "cond_generator.mha.linear_merge", "cond/bn": "cond_generator.norm",
+                "laconv/gen": "conv1.linear", "bn": "bn1", "fc1": "block1.0", "bn1": "block1.1",
+                "fc2": "block1.3", "bn2": "block1.4"}
+_NECK_NAMES = {"td/lateral": "lateral_conv0", "td/c3_p4": "C3_p4", "td/reduce": "reduce_conv1",
+               "td/c3_p3": "C3_p3", "bu_conv2": "bu_conv2", "c3_n3": "C3_n3",
+               "bu_conv1": "bu_conv1", "c3_n4": "C3_n4"}
+_HEAD_NAMES = {"stem": "stems.0", "conv1": "reg_convs.0.0", "conv2": "reg_convs.0.1",
+               "reg": "reg_preds.0", "obj": "obj_preds.0"}
+_SA_NAMES = {"q": "mhatt.linear_q", "k": "mhatt.linear_k", "v": "mhatt.linear_v",
+             "merge": "mhatt.linear_merge", "fc1": "ffn.mlp.fc.linear", "fc2": "ffn.mlp.linear",
+             "norm1": "norm1", "norm2": "norm2"}
+
+
+def official_torch_name(path: str) -> str:
+  """nnx layer path of LaConvNet (or `laconvnet_vl`: 'visual/...', 'language/...') -> the
+  module prefix in the official PyTorch REC `Net`, e.g.
+  'stages/1/blocks/0/cond/q' -> 'visual_encoder.blocks.1.1.cond_generator.mha.linear_q'
+  (stages 2-5 start with their stride-2 Pool at index 0)."""
+  parts = path.split("/")
+  if parts[0] == "visual":
+    parts = parts[1:]
+  rest = "/".join(parts[1:])
+  try:
+    if parts[0] == "language":
+      if parts[1] == "sa":
+        return f"lang_encoder.sa_list.{int(parts[2])}.{_SA_NAMES['/'.join(parts[3:])]}"
+      if parts[1] == "gru" and len(parts) == 2:
+        return "lang_encoder.lstm"
+      if rest == "embedding":
+        return "lang_encoder.embedding"
+    elif parts[0] == "stem" and parts[1] == "proj":
+      return f"visual_encoder.stem.conv.{parts[2]}"
+    elif parts[0] == "stages":
+      s = int(parts[1])
+      if parts[2] == "down" and parts[3] == "proj":
+        return f"visual_encoder.blocks.{s}.0.conv.{parts[4]}"
+      if parts[2] == "blocks":
+        i = int(parts[3]) + (1 if s > 0 else 0)
+        return f"visual_encoder.blocks.{s}.{i}.{_BLOCK_NAMES['/'.join(parts[4:])]}"
+    elif parts[0] == "neck":
+      n = 2 if parts[1] == "td" else 1
+      tail = ".".join(parts[1 + n:])
+      return f"multi_scale_manner.{_NECK_NAMES['/'.join(parts[1:1 + n])]}.{tail}".rstrip(".")
+    elif parts[0] == "head":
+      tail = ".".join(parts[2:])
+      return f"head.{_HEAD_NAMES[parts[1]]}.{tail}".rstrip(".")
+  except (KeyError, IndexError, ValueError):
+    pass
+  raise ValueError(f"layer {path!r} has no counterpart in the official LaConvNet REC net "
+                   "(official checkpoints cover conv_type='laconv' with head 'rec' or 'none').")
+
+
+def official_vocab(texts: Iterable[str], specials: Sequence[str] = ("[PAD]", "[UNK]", "[CLS]"),
+                   ) -> dict[str, int]:
+  """The official token ids (datasets/dataloader.py `tokenize`): specials 0, 1, 2, then words in
+  order of first occurrence in `texts` -- every ref of the dataset's annotation JSON, in file
+  order (all splits). An imported embedding table is indexed by these ids, so feed this dict to
+  `jaxvision.methods.laconv.language.WordTokenizer(vocab)` (its default build orders by
+  frequency). Normalisation: lowercase, strip . , ' ! ? " ( ) * # : ;, '-' and '/' -> space."""
+  vocab = {w: i for i, w in enumerate(specials)}
+  for text in texts:
+    words = re.sub(r"[.,'!?\"()*#:;]", "", text.lower()).replace("-", " ").replace("/", " ")
+    for w in words.split():
+      vocab.setdefault(w, len(vocab))
+  return vocab
+
+
+def _check_official(model) -> None:
+  net = getattr(model, "visual", model)
+  if not isinstance(net, LaConvNet):
+    raise TypeError(f"official LaConvNet import needs a LaConvNet or laconvnet_vl model, got "
+                    f"{type(model).__name__}.")
+  if net.conv_type != "laconv" or net.head_type not in ("rec", "none"):
+    raise ValueError(f"official LaConvNet checkpoints are REC nets: build with conv_type='laconv' "
+                     f"and head='rec' (or 'none'), got conv_type={net.conv_type!r}, "
+                     f"head={net.head_type!r}.")
+
+
+def _torch_layout(kind: str):
+  """(torch shape from ours, convert torch array -> ours) for a parameter kind."""
+  if kind == "conv":  # [kh, kw, ci, co] <- [co, ci, kh, kw]
+    return (lambda sh: (sh[3], sh[2], sh[0], sh[1]),
+            lambda a: np.transpose(a, (2, 3, 1, 0)))
+  if kind == "linear":  # [i, o] <- [o, i] or a 1x1 conv [o, i, 1, 1]
+    return lambda sh: (sh[1], sh[0]), lambda a: np.transpose(a.reshape(a.shape[0], -1), (1, 0))
+  return (lambda sh: tuple(sh)), None
+
+
+def official_torch_tensors(model) -> list[tuple[str, nnx.Variable, object, tuple[int, ...]]]:
+  """[(official key, variable, convert fn or None, expected torch shape)] for every tensor of a
+  LaConvNet / `laconvnet_vl` REC model (GRU, MCAN LayerNorm and embedding included)."""
+  _check_official(model)
+  out = []
+
+  def add(key, var, kind):
+    if isinstance(var, nnx.Variable) and var.get_value() is not None:
+      shape_fn, conv = _torch_layout(kind)
+      out.append((key, var, conv, shape_fn(var.get_value().shape)))
+
+  for path, node in nnx.iter_graph(model):
+    p = common.path_str(path)
+    if p == "language/gru":  # torch nn.GRU: weight_{ih,hh}_l0 [3H, in], gates (r, z, n)
+      prefix = official_torch_name(p)
+      for name in ("ih", "hh"):
+        add(f"{prefix}.weight_{name}_l0", getattr(node, name).kernel, "linear")
+        add(f"{prefix}.bias_{name}_l0", getattr(node, name).bias, None)
+    elif p.startswith("language/gru/"):
+      continue
+    elif p == "language/embedding" and isinstance(node, nnx.Variable):
+      add("lang_encoder.embedding.weight", node, None)
+    elif isinstance(node, McanLayerNorm):
+      prefix = official_torch_name(p)
+      add(f"{prefix}.weight", node.weight, None)
+      add(f"{prefix}.bias", node.bias, None)
+    elif isinstance(node, (nnx.Conv, nnx.Linear)):
+      prefix = official_torch_name(p)
+      add(f"{prefix}.weight", node.kernel, "conv" if isinstance(node, nnx.Conv) else "linear")
+      add(f"{prefix}.bias", node.bias, None)
+    elif isinstance(node, nnx.BatchNorm):
+      prefix = official_torch_name(p)
+      for tname, var in (("weight", node.scale), ("bias", node.bias),
+                         ("running_mean", node.mean), ("running_var", node.var)):
+        add(f"{prefix}.{tname}", var, None)
+  return out
+
+
+def load_official_checkpoint(model, path_or_state_dict, *, strict: bool = True,
+                             ignore: Sequence[str] = OFFICIAL_UNUSED):
+  """Copies an official LaConvNet REC checkpoint into `model` in place and returns it.
+
+  Args:
+    model: `laconvnet_vl` (language encoder + LaConvNet: every key of the official `Net`) or
+      a LaConvNet (visual_encoder/multi_scale_manner/head; pass ignore=('lang_encoder.',)).
+      Sizes must match (variant 'S'/'B', text_dim 512, embed_dim 300, vocab_size of the
+      checkpoint's embedding).
+    path_or_state_dict: `train.py`'s {'state_dict': ...} file (EMA weights), a bare state_dict
+      or a mapping; a DDP 'module.' prefix is stripped.
+    strict: raise `CheckpointMismatchError` naming every missing, unexpected and mis-shaped key.
+    ignore: checkpoint key prefixes dropped silently (default: the unused AttFlat sentence head).
+  """
+  from jaxvision.models import torch_import as ti  # noqa: PLC0415 (import cycle)
+  sd = ti.read_state_dict(path_or_state_dict)
+  missing, mismatched, updates, used = [], [], [], set()
+  for key, var, conv, want in official_torch_tensors(model):
+    if key not in sd:
+      missing.append(key)
+      continue
+    used.add(key)
+    got = tuple(int(d) for d in sd[key].shape)
+    if got != want and not (conv is not None and len(want) == 2 and got == want + (1, 1)):
+      mismatched.append(f"{key}: checkpoint {got} vs model {want}")
+      continue
+    updates.append((var, sd[key], conv))
+  nbt = "num_batches_tracked"
+  used |= {k for k in sd if k.endswith(nbt) and k[:-len(nbt)] + "running_mean" in used}
+  unexpected = [k for k in sd if k not in used and not k.startswith(tuple(ignore))]
+  if strict and (missing or unexpected or mismatched):
+    lines = [f"official LaConvNet checkpoint does not match {type(model).__name__}:"]
+    for title, items in (("missing", missing), ("unexpected", unexpected),
+                         ("shape mismatch", mismatched)):
+      if items:
+        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
+    lines.append("  Build the model with the checkpoint's variant and sizes, load a LaConvNet "
+                 "with ignore=('lang_encoder.',), or pass strict=False.")
+    raise ti.CheckpointMismatchError("\n".join(lines))
+  for var, val, conv in updates:
+    arr = ti._to_numpy(val)  # pylint: disable=protected-access
+    if conv is not None:
+      arr = conv(arr)
+    var.set_value(jnp.asarray(np.ascontiguousarray(arr), dtype=var.get_value().dtype))
+  return model
 
 
 from jaxvision.models import register_model  # noqa: E402

@@ -237,7 +237,12 @@ def load_torch_checkpoint(model: nnx.Module, path_or_state_dict, *, naming: str 
     naming: 'auto' | 'torchvision' | 'pytorchcv' | 'clr_rnf'.
     strict: raise CheckpointMismatchError naming every missing, unexpected and mis-shaped key;
       otherwise load the matching tensors and leave the rest.
+  A model with its own checkpoint format (e.g. `laconvnet_vl`: the official LaConvNet file)
+  provides `load_torch_state_dict(path_or_state_dict, naming=, strict=)`, used instead.
   """
+  custom = getattr(model, "load_torch_state_dict", None)
+  if custom is not None:
+    return custom(path_or_state_dict, naming=naming, strict=strict)
   sd = read_state_dict(path_or_state_dict)
   rules = naming_rules(model)
   if naming == "auto":

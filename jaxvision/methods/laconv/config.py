@@ -15,6 +15,7 @@ def defaults() -> ml_collections.ConfigDict:
       "flip": True,             # horizontal flip p=0.5 with 'left' <-> 'right' swapped in text
       "iou_type": "iou",        # REC box loss: iou (1 - IoU^2, official) | giou
       "glove_path": "",         # GloVe text file for the word embedding ('' = random N(0,1))
+      "official_vocab": False,  # RefCOCO token ids as the official code (for imported weights)
       "max_tokens": 15,         # words per expression / question (longer ones are truncated)
       "vqa_score": "mcan",      # VQA soft scores: mcan (0/.3/.6/.9/1) | linear (min(n/3, 1))
   })

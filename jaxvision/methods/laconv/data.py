@@ -33,6 +33,7 @@ from jaxvision.data.base import ArrayRecords, Dataset, DataNotReadyError
 from jaxvision.methods.laconv import boxes as box_lib
 from jaxvision.methods.laconv import scenes
 from jaxvision.methods.laconv.language import WordTokenizer
+from jaxvision.models.laconvnet import official_vocab
 
 ANSWER_TYPES = ("yes/no", "number", "other")
 UNK_ANSWER = "<unk>"
@@ -165,8 +166,12 @@ def refcoco(config) -> Dataset:
   split = str(_ds(config, "eval_split", "val"))
   if split not in anns:
     raise ValueError(f"dataset.eval_split={split!r} is not in {name}.json (has {sorted(anns)}).")
-  tok = WordTokenizer.build([s for it in anns["train"] for s in it["refs"]],
-                            max_len=int(config.laconv.max_tokens))
+  max_len = int(config.laconv.max_tokens)
+  if bool(config.laconv.get("official_vocab", False)):  # ids an imported embedding expects
+    tok = WordTokenizer(official_vocab([s for sp in anns for it in anns[sp] for s in it["refs"]]),
+                        max_len)
+  else:
+    tok = WordTokenizer.build([s for it in anns["train"] for s in it["refs"]], max_len=max_len)
   tr = RefRecords(root, name, anns["train"], size, tok, task)
   ev = RefRecords(root, name, anns[split], size, tok, task)
   trunc = tok.encode([s for _, s in tr.rows]).truncated

@@ -242,18 +242,23 @@ def predict_fns(ctx: RunContext, meta: dict, stage: Stage):
 
 
 def prepare(ctx: RunContext, state, meta):
-  """Loads GloVe vectors into the (frozen) word embedding when laconv.glove_path is set."""
+  """Loads models.model.init (an orbax workdir, or the official PyTorch REC checkpoint, which
+  carries the word embedding) or else GloVe vectors into the frozen word embedding when
+  laconv.glove_path is set; the EMA copy starts from the loaded weights."""
   path = str(ctx.config.laconv.glove_path)
-  if not path:
+  new = roles.load_pretrained(ctx, state, meta, ROLE)
+  if roles.has_pretrained(ctx, ROLE):
+    new["extras"] = {**state["extras"], "glove_found": jnp.asarray(-2, jnp.int32)}
+  elif path:
+    m = roles.merge(_gdef(ctx, meta), jax.device_get(state["models"][ROLE]))
+    emb = m.language.embedding
+    table, found = load_glove(path, dict(ctx.data.vocab), emb.get_value().shape[1])
+    emb.set_value(jnp.asarray(table))
+    new = dict(state)
+    new["models"] = {**state["models"], ROLE: roles.model_state(m)}
+    new["extras"] = {**state["extras"], "glove_found": jnp.asarray(found, jnp.int32)}
+  else:
     return state
-  gdef = _gdef(ctx, meta)
-  m = roles.merge(gdef, jax.device_get(state["models"][ROLE]))
-  emb = m.language.embedding
-  table, found = load_glove(path, dict(ctx.data.vocab), emb.get_value().shape[1])
-  emb.set_value(jnp.asarray(table))
-  new = dict(state)
-  new["models"] = {**state["models"], ROLE: roles.model_state(m)}
-  new["extras"] = {**state["extras"], "glove_found": jnp.asarray(found, jnp.int32)}
   if "ema" in state["extras"]:
     new["extras"]["ema"] = jax.tree.map(jnp.copy, new["models"][ROLE])
   return new
@@ -264,7 +269,8 @@ def summary(ctx: RunContext, state, meta) -> dict:
   found = int(np.asarray(jax.device_get(state["extras"]["glove_found"])))
   return {"params": params, "task": str(ctx.config.laconv.task),
           "conv": str(ctx.config.laconv.conv),
-          "embedding": "glove" if found >= 0 else "random_normal (no GloVe file)",
+          "embedding": ("glove" if found >= 0 else "from models.model.init" if found == -2
+                        else "random_normal (no GloVe file)"),
           "glove_words_found": found, "vocab_size": int(ctx.data.vocab_size),
           "truncated_train_texts": int(ctx.data.get("truncated", 0))}
 

@@ -51,5 +51,15 @@ class LaConvVL(nnx.Module):
   def default_widths(variant: str = "S", **_) -> list[int]:
     return laconvnet.LaConvNet.default_widths(variant)
 
+  def torch_naming_rules(self) -> dict:
+    return {laconvnet.OFFICIAL_NAMING: laconvnet.official_torch_name}
+
+  def load_torch_state_dict(self, src, *, naming: str = "auto", strict: bool = True):
+    """The official REC checkpoint (language encoder + trunk + neck + head), see
+    `laconvnet.load_official_checkpoint`; used by `torch_import.load_torch_checkpoint`."""
+    if naming not in ("auto", laconvnet.OFFICIAL_NAMING):
+      raise ValueError(f"laconvnet_vl loads naming 'official' only, got {naming!r}.")
+    return laconvnet.load_official_checkpoint(self, src, strict=strict)
+
 
 register_model("laconvnet_vl", LaConvVL)

@@ -128,6 +128,12 @@ def test_refcoco_loader_letterbox_invalid_boxes_and_truncation(load_config, tmp_
   assert r["valid"] == 1.0 and ds.train[2]["valid"] == 0.0
   assert r["mask"].shape == (64, 64) and r["mask"][25, 19] == 1 and r["mask"][5, 5] == 0
   assert r["image"][0, 0, 0] == 127 and r["tokens"].shape == (6,)
+  # official_vocab: ids by first occurrence over all splits (the imported embedding's rows)
+  c.laconv.official_vocab = True
+  ds = DATASETS.get("refcoco")(c)
+  assert ds.info.vocab == {"[PAD]": 0, "[UNK]": 1, "[CLS]": 2, **{w: 3 + i for i, w in enumerate(
+      "the left box a very long expression with many words in it ok gone".split())}}
+  np.testing.assert_array_equal(ds.train[0]["tokens"], [3, 4, 5, 0, 0, 0])
 
 
 def test_vqa_loader_maps_unknown_answers(load_config, tmp_path):
