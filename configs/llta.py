@@ -78,8 +78,10 @@ def get_config(arg=None):
           f"acc_{r}": config_lib.eval_block(predict=f"classify_{r}",
                                             evaluators={"classification": {}})
           for r in demo_models}),
-      "llta.eps": 0.1, "llta.overrides": {"llta": dict(DEMO_LLTA), "llta_mi": dict(DEMO_LLTA),
-                                          "tim": {"ti_kernel": 5}},
+      "llta.eps": 0.1, "llta.attacks": ("mifgsm", "dim", "tim", "sgm", "llta", "llta_mi",
+                                        "llta_mi_ti"),
+      "llta.overrides": {"llta": dict(DEMO_LLTA), "llta_mi": dict(DEMO_LLTA),
+                         "llta_mi_ti": {**DEMO_LLTA, "ti_kernel": 5}, "tim": {"ti_kernel": 5}},
       "batch_size": 32, "eval_batch_size": 120, "num_epochs": None, "log_every": 50,
   }
   config_lib.apply_flags(c, flags, demo={

@@ -27,7 +27,8 @@ from jaxvision.attacks.ops import (canvas_size, ce_sum, decay_relu, example_keys
 from jaxvision.attacks.surrogate import Surrogate, from_nnx, predict_labels, residual_layout
 
 # Named presets (llta.md §5/§9 baselines). Momentum 1.0 = MI-FGSM (DIM/TIM/SGM build on MI as
-# in TransferAttack); "llta" is the official no-MI variant, "llta_mi" the TransferAttack one.
+# in TransferAttack); "llta" is the official no-MI variant, "llta_mi" the TransferAttack one,
+# "llta_mi_ti" adds TIM's depthwise smoothing (the official `ti` switch, bug fixed).
 PRESETS: dict[str, tuple[type, dict]] = {
     "ifgsm": (AttackConfig, {}),
     "mifgsm": (AttackConfig, {"momentum": 1.0}),
@@ -36,6 +37,7 @@ PRESETS: dict[str, tuple[type, dict]] = {
     "sgm": (AttackConfig, {"momentum": 1.0, "sgm_gamma": 0.2}),
     "llta": (LLTAConfig, {}),
     "llta_mi": (LLTAConfig, {"momentum": 1.0}),
+    "llta_mi_ti": (LLTAConfig, {"momentum": 1.0, "ti_kernel": 7, "ti_nsig": 3.0}),
 }
 ATTACK_NAMES = tuple(PRESETS)
 

@@ -38,6 +38,11 @@ def check_budget(eps: float, steps: int, step_size: float | None, momentum: floa
     raise ValueError(f"momentum must be >= 0 (0 = no momentum, 1.0 = MI-FGSM), got {momentum}.")
 
 
+def _check_ti(size: int) -> None:
+  if size < 0 or (size and size % 2 == 0):
+    raise ValueError(f"ti_kernel must be 0 (off) or an odd size, got {size}.")
+
+
 def _check_prob(name: str, p: float) -> None:
   if not 0.0 <= p <= 1.0:
     raise ValueError(f"{name} must be a probability in [0, 1], got {p}.")
@@ -71,8 +76,7 @@ class AttackConfig:
     _check_prob("di_prob", self.di_prob)
     if self.di_resize_rate < 1:
       raise ValueError(f"di_resize_rate must be >= 1, got {self.di_resize_rate}.")
-    if self.ti_kernel < 0 or (self.ti_kernel and self.ti_kernel % 2 == 0):
-      raise ValueError(f"ti_kernel must be 0 (off) or an odd size, got {self.ti_kernel}.")
+    _check_ti(self.ti_kernel)
     if not 0.0 <= self.sgm_gamma <= 1.0:
       raise ValueError(f"sgm_gamma must be in [0, 1] (1 = off; 0.2 for ResNets), "
                        f"got {self.sgm_gamma}.")

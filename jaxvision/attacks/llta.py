@@ -8,7 +8,9 @@ Per outer iteration t, for every example independently:
   u ~ U[−r, r]^G); query Q: n_q copies, independent draws (`sample_tasks`);
   for each of N tasks, π = n_q distinct support indices, and for j = 1..n_q:
     g_s = ∇L(f(S_x[π_j]; S_γ[π_j])), u_j = Π(α·sign(g_s)), g_q = ∇L(f(Q_x[j] + u_j; Q_γ[j]));
-  g = Σ_tasks Σ_j (g_s + g_q) (`meta_gradient`); δ ← Π(δ + β·sign(g))  (or MI on g).
+  g = Σ_tasks Σ_j (g_s + g_q) (`meta_gradient`); optionally g ← W_ti * g (depthwise TI, the
+  official `ti` switch with its channel-mixing bug fixed, llta.md §9); δ ← Π(δ + β·sign(g))
+  (or MI on g).
 All N·n_q support copies run as one batch, then all query copies (`tasks_per_batch` chunks
 them to bound memory). Models need the `branch_act` hook for the decay factors γ; without it
 (G = 0) LLTA keeps its data augmentation and meta step only.
@@ -23,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.attacks import ops
-from jaxvision.attacks.fgsm import _check_prob, check_budget
+from jaxvision.attacks.fgsm import _check_prob, _check_ti, check_budget
 from jaxvision.attacks.surrogate import Surrogate
 
 
@@ -35,8 +37,9 @@ class LLTAConfig:
   None = eps; momentum 0 (official) or 1.0 (LLTA+MI, TransferAttack); search_epochs E = 5,
   search_samples S = 5, search_sigma 0.05, gamma_init 0.5, gamma_max 1e5; num_tasks N = 5,
   support_size n_s = 20, query_size n_q = 10; model_aug_prob p_m 0.5, model_aug_range r 0.1,
-  data_aug_prob p_d 0.5, resize_rate 1/0.875 (224 -> 256 canvas); tasks_per_batch: tasks
-  computed at once (None = all N).
+  data_aug_prob p_d 0.5, resize_rate 1/0.875 (224 -> 256 canvas); ti_kernel / ti_nsig:
+  depthwise Gaussian smoothing of the meta gradient (0 = off, official default; 7 / 3 is the
+  official switch's kernel); tasks_per_batch: tasks computed at once (None = all N).
   """
   eps: float = 16 / 255
   steps: int = 10
@@ -55,6 +58,8 @@ class LLTAConfig:
   model_aug_range: float = 0.1
   data_aug_prob: float = 0.5
   resize_rate: float = 1 / 0.875
+  ti_kernel: int = 0
+  ti_nsig: float = 3.0
   tasks_per_batch: int | None = None
   clip_min: float = 0.0
   clip_max: float = 1.0
@@ -76,6 +81,7 @@ class LLTAConfig:
                        f"{self.support_size} (each task picks query_size distinct supports).")
     if self.search_sigma <= 0 or self.model_aug_range < 0:
       raise ValueError("search_sigma must be > 0 and model_aug_range >= 0.")
+    _check_ti(self.ti_kernel)
     if self.resize_rate < 1:
       raise ValueError(f"resize_rate must be >= 1, got {self.resize_rate}.")
     tpb = self.tasks_per_batch
@@ -221,6 +227,7 @@ def llta_attack(cfg: LLTAConfig, surrogate: Surrogate, variables, x: jax.Array,
   grad_fn = _model_fns(surrogate, variables)
   g = surrogate.num_gammas
   x = x.astype(jnp.float32)
+  kernel = ops.gaussian_kernel(cfg.ti_kernel, cfg.ti_nsig) if cfg.ti_kernel else None
 
   def outer(t, carry):
     xa, mom = carry
@@ -230,6 +237,8 @@ def llta_attack(cfg: LLTAConfig, surrogate: Surrogate, variables, x: jax.Array,
       gamma = search_gamma(grad_fn, jax.lax.stop_gradient(xa), labels, gamma, kt[:, 0], cfg)
     tasks = sample_tasks(xa, gamma, kt[:, 1], cfg)
     grad = meta_gradient(grad_fn, tasks, labels, cfg)
+    if kernel is not None:
+      grad = ops.ti_smooth(grad, kernel)
     mom = ops.momentum_update(mom, grad, cfg.momentum)  # momentum 0: sign(grad), official
     xa = ops.project_linf(xa + cfg.beta * jnp.sign(mom), x, cfg.eps, cfg.clip_min, cfg.clip_max)
     return xa, mom
