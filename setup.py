@@ -23,7 +23,8 @@ INSTALL_REQUIRES = [
     "absl-py>=2.1",
 ]
 
-AUTODL = ["tfrecord>=1.14", "lightgbm>=4", "librosa>=0.10", "threadpoolctl>=3", "protobuf>=4.21"]
+AUTODL = ["tfrecord>=1.14", "lightgbm>=4", "librosa>=0.10", "threadpoolctl>=3", "protobuf>=4.21",
+          "h5py>=3.8"]
 
 LACONV = ["tokenizers>=0.20"]  # word-level tokenizer for referring expressions / questions
 

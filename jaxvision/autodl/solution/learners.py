@@ -461,6 +461,7 @@ class VideoLearner(_NetLearner):
 
 
 # ------------------------------------------------------------------ speech
+STFT_N_FFT, STFT_WIN = 512, 400   # DeepWisdom's / VGGVox's TR34 input: 257 |STFT| bins
 class SpeechLearner(Learner):
   """Speech: waveform -> 5 s crop/tile at 16 kHz -> log-mel (librosa; 30 mels, n_fft
   1024, hop 640, fmin 20, fmax 8000) -> per-mel mean and std -> logistic regression
@@ -472,6 +473,12 @@ class SpeechLearner(Learner):
   then TR34; otherwise LR, LR, LR-SAG, then TR34. TR34 trains with Adam (lr 1.75e-3,
   weight decay 1e-3, batch 32): 8 epochs on its first round when K <= 10, else 14, then
   1 per call, each call stopped at its deadline; every round is one ensembler entry.
+  Option `tr34_weights` (DeepWisdom's Keras thin_resnet34.h5; "" = random init) loads the
+  VoxCeleb weights (pretrained.load_keras_tr34; needs tr34_width_multiplier 1, blocks
+  [2,3,3,3] and 257 input rows) and freezes the first 124 Keras layers when K >= 37,
+  else 100 (pretrained.keras_tr34_layers gives the order). Option `tr34_features`:
+  'logmel' (above) or 'stft' (DeepWisdom's / VGGVox's input: |STFT| with n_fft 512, win
+  400, hop tr34_hop_length = 257 rows, each frame standardised over frequency).
   """
   domain = "speech"
 
@@ -554,16 +561,30 @@ class SpeechLearner(Learner):
       return feats, None
     return feats, wav[:(max(d["tr34_frames"]) - 1) * d["tr34_hop_length"]].astype(np.float16)
 
+  def tr34_n_freq(self) -> int:
+    """TR34 input rows: tr34_n_mels, or 257 STFT bins with tr34_features 'stft'."""
+    feats = self.d.get("tr34_features", "logmel")
+    if feats not in ("logmel", "stft"):
+      raise ValueError(f"speech.tr34_features={feats!r}; use 'logmel' or 'stft'")
+    return STFT_N_FFT // 2 + 1 if feats == "stft" else int(self.d["tr34_n_mels"])
+
   def _spec(self, x) -> np.ndarray:
-    """Example -> TR34 input [tr34_n_mels, max(tr34_frames)]: log-mel (same code as the
-    LR features, hop tr34_hop_length), standardised per mel over time; cached."""
+    """Example -> TR34 input [tr34_n_freq(), max(tr34_frames)], cached: log-mel (same
+    code as the LR features, hop tr34_hop_length) standardised per mel over time, or
+    (tr34_features 'stft') |STFT| (n_fft 512, win 400) standardised per frame over
+    frequency as VGGVox / DeepWisdom."""
     hit = self._specs.get(id(x))
     if hit is not None and hit[0] is x:
       return hit[1]
     d = self.d
-    spec = self._logmel(x[1].astype(np.float32), d["tr34_n_mels"], d["tr34_hop_length"])
-    spec = spec[:, :max(d["tr34_frames"])]
-    spec = ((spec - spec.mean(1, keepdims=True)) / (spec.std(1, keepdims=True) + 1e-5))
+    wav, n = x[1].astype(np.float32), max(d["tr34_frames"])
+    if self.tr34_n_freq() == STFT_N_FFT // 2 + 1 and d.get("tr34_features") == "stft":
+      spec = np.abs(_require("librosa").stft(wav, n_fft=STFT_N_FFT, win_length=STFT_WIN,
+                                             hop_length=d["tr34_hop_length"]))[:, :n]
+      spec = ((spec - spec.mean(0, keepdims=True)) / (spec.std(0, keepdims=True) + 1e-5))
+    else:
+      spec = self._logmel(wav, d["tr34_n_mels"], d["tr34_hop_length"])[:, :n]
+      spec = ((spec - spec.mean(1, keepdims=True)) / (spec.std(1, keepdims=True) + 1e-5))
     self._specs[id(x)] = (x, spec.astype(np.float16))
     return self._specs[id(x)][1]
 
@@ -572,7 +593,7 @@ class SpeechLearner(Learner):
     return _stack([x[0] for x in xs])
 
   def _frames(self, xs, length: int | None = None) -> np.ndarray:
-    """-> [n, tr34_n_mels, length, 1] float32 (the first `length` frames)."""
+    """-> [n, tr34_n_freq(), length, 1] float32 (the first `length` frames)."""
     a = np.stack([self._spec(x)[:, :length] for x in xs])
     return a.astype(np.float32)[..., None]
 
@@ -583,15 +604,35 @@ class SpeechLearner(Learner):
     if self.uses_tr34():
       tr = self._tr34_trainer(fresh=False)
       for f in sorted(set(self.d["tr34_frames"])):
-        tr.warmup((self.d["tr34_n_mels"], int(f), 1), self.k)
+        tr.warmup((self.tr34_n_freq(), int(f), 1), self.k)
+
+  # pretrained (option `tr34_weights`: DeepWisdom's Keras thin_resnet34.h5; "" = random init)
+  def use_tr34_weights(self) -> bool:
+    """The ablation `no_warmstart` (random init / no warm start) ignores the weights."""
+    return bool(self.d.get("tr34_weights")) and not self.no_warmstart
 
   def build_tr34(self, seed: int):
+    """ThinResNet34; with tr34_weights the Keras weights are loaded (strict) into it."""
     from flax import nnx  # pylint: disable=g-import-not-at-top
+    from jaxvision.autodl.solution import pretrained  # pylint: disable=g-import-not-at-top
     from jaxvision.autodl.solution.nets import ThinResNet34  # pylint: disable=g-import-not-at-top
     d = self.d
-    return ThinResNet34(self.k, rngs=nnx.Rngs(seed), n_freq=d["tr34_n_mels"],
-                        width_multiplier=d["tr34_width_multiplier"],
-                        blocks=tuple(d["tr34_blocks"]), aggregation=d["tr34_aggregation"])
+    net = ThinResNet34(self.k, rngs=nnx.Rngs(seed), n_freq=self.tr34_n_freq(),
+                       width_multiplier=d["tr34_width_multiplier"],
+                       blocks=tuple(d["tr34_blocks"]), aggregation=d["tr34_aggregation"])
+    if self.use_tr34_weights():
+      if getattr(self, "_keras_tr34", None) is None:
+        self._keras_tr34 = pretrained.read_keras_h5(d["tr34_weights"])
+      self.tr34_head_note = pretrained.load_keras_tr34(net, self._keras_tr34)
+    return net
+
+  def tr34_frozen(self, net) -> list[str]:
+    """DeepWisdom freezes the first 124 Keras layers (K >= 37; else 100) of the loaded
+    net; nothing is frozen under random init."""
+    from jaxvision.autodl.solution import pretrained  # pylint: disable=g-import-not-at-top
+    if not self.use_tr34_weights():
+      return []
+    return pretrained.tr34_frozen_paths(net, pretrained.tr34_frozen_count(self.k))
 
   def _tr34_trainer(self, fresh: bool):
     """The TR34 trainer; compiled once, re-initialised (same compiled steps) when fresh."""
@@ -599,10 +640,12 @@ class SpeechLearner(Learner):
     seed = self.seed + 1000 * self.n_calls
     d = self.d
     if self.tr34 is None:
-      self.tr34 = NetTrainer(self.build_tr34(seed), multilabel=bool(self.multilabel),
+      net = self.build_tr34(seed)
+      self.tr34 = NetTrainer(net, multilabel=bool(self.multilabel),
                              lr=d["tr34_lr"], optimizer="adam",
                              weight_decay=d["tr34_weight_decay"],
-                             batch_size=min(32, d["tr34_batch_size"]), seed=seed)
+                             batch_size=min(32, d["tr34_batch_size"]), seed=seed,
+                             frozen=self.tr34_frozen(net))
     elif fresh:
       self.tr34.reset(self.build_tr34(seed), seed)
     self.tr34.multilabel = bool(self.multilabel)
@@ -652,7 +695,11 @@ class SpeechLearner(Learner):
     return self.ingestor.exhausted and self.n_calls >= len(self.plan()) + 1
 
   def init_notes(self) -> dict:
-    return {"thin_resnet34": "random init"} if self.uses_tr34() else {}
+    from jaxvision.autodl.solution import pretrained  # pylint: disable=g-import-not-at-top
+    if not self.uses_tr34():
+      return {}
+    path = self.d.get("tr34_weights", "") if self.use_tr34_weights() else ""
+    return {"thin_resnet34": pretrained.describe_tr34(path, self.k)}
 
 
 # ------------------------------------------------------------------ text

@@ -8,7 +8,9 @@ JAXVISION_AUTODL_CONFIG env var (set by `jaxvision.autodl.run`) over them.
 Pretrained weights: `image.pretrained` (a torchvision resnet18 state_dict .pth, needs
 image.width_multiplier 1) and `video.pretrained` (a torchvision mc3_18 state_dict, needs
 video.width_multiplier 1 and blocks [2,2,2,2]); "" = random init (the default: no
-weights ship offline). ThinResNet-34 (speech) is always random init here.
+weights ship offline). `speech.tr34_weights`: DeepWisdom's VoxCeleb Keras thin_resnet34.h5
+(needs tr34_width_multiplier 1, tr34_blocks [2,3,3,3] and tr34_features "stft"; the first
+124 Keras layers are frozen when K >= 37, else 100).
 
 Ablation switches (§7): `no_warmstart` (every train call restarts its
 learner from random init / from scratch, and the `pretrained` files are ignored:
@@ -74,6 +76,8 @@ DEFAULTS = {
         "tr34_first_epochs": [8, 14],     # first round: K <= 10, else; then per call:
         "tr34_epochs_per_call": 1,
         "tr34_max_rounds": 30,
+        "tr34_weights": "",               # DeepWisdom's Keras thin_resnet34.h5; "" = random init
+        "tr34_features": "logmel",        # or "stft": 257 |STFT| bins, as the Keras net was trained
     },
     "text": {
         "max_features": 20000, "max_fit_rows": 20000, "svm_calls": 2,
@@ -132,6 +136,8 @@ def check(opts: dict) -> dict:
     bad = [m for m in opts["speech"][key] if m not in SPEECH_MODELS]
     if bad:
       raise ValueError(f"speech.{key}: unknown models {bad}; choose from {SPEECH_MODELS}")
+  from jaxvision.autodl.solution import pretrained  # noqa: PLC0415  (lazy: pulls in nets)
+  pretrained.check_tr34_options(opts["speech"])
   return opts
 
 
@@ -144,7 +150,9 @@ def weights(opts: dict) -> dict:
   for dom, net in (("image", "resnet18"), ("video", "mc3_18")):
     path = opts[dom].get("pretrained", "")
     out[net] = f"weights file {os.path.abspath(path)}" if path else "random init"
-  out["autodl_resnet9"] = out["thin_resnet34"] = out["textcnn"] = "random init"
+  out["autodl_resnet9"] = out["textcnn"] = "random init"
+  from jaxvision.autodl.solution import pretrained  # noqa: PLC0415
+  out["thin_resnet34"] = pretrained.describe_tr34(opts["speech"].get("tr34_weights", ""))
   if opts["no_warmstart"]:
     out = {k: "random init (no_warmstart ablation)" for k in out}
   return out

@@ -17,6 +17,7 @@
   blocks (2,3,3,3) as in the Keras model, first block of stages 3-5 strided 2, (3,1)/(2,1)
   max pool, a conv spanning the remaining frequency rows (7x1 for 257 bins) to 512, time
   aggregation (average, or GhostVLAD), a 512-d ReLU embedding and a bias-free classifier.
+  BatchNorm epsilon 1e-3 (Keras' default, so imported Keras weights give the Keras outputs).
   x: [B, F, T, 1] (frequency rows, time columns).
 """
 from __future__ import annotations
@@ -198,6 +199,12 @@ class TextCNN(nnx.Module):
 # ------------------------------------------------------------------ ThinResNet-34 (speech)
 TR34_STAGES = ((48, 48, 96), (96, 96, 128), (128, 128, 256), (256, 256, 512))
 TR34_BLOCKS = (2, 3, 3, 3)  # DeepWisdom's tr34_bb.resnet_2D_v1 (the Keras thin_resnet34.h5)
+KERAS_BN_EPSILON = 1e-3     # keras.layers.BatchNormalization's default
+
+
+def _tr_bn(n: int, eps: float, **kw) -> nnx.BatchNorm:
+  """common.bn with the Keras epsilon (momentum 0.9 as elsewhere in the solution)."""
+  return nnx.BatchNorm(n, momentum=0.9, epsilon=eps, param_dtype=jnp.float32, **kw)
 
 
 def tr34_freq_rows(n_freq: int) -> int:
@@ -213,16 +220,18 @@ class _TRBlock(nnx.Module):
   """Keras conv_block_2D / identity_block_2D: 1x1 (stride) - 3x3 - 1x1, BN after each,
   ReLU between; a 1x1 (stride) + BN projection on the first block of a stage."""
 
-  def __init__(self, cin, filters, stride: int, proj: bool, *, rngs, dtype):
+  def __init__(self, cin, filters, stride: int, proj: bool, *, rngs, dtype,
+               eps: float = KERAS_BN_EPSILON):
     f1, f2, f3 = filters
     kw = dict(dtype=dtype, rngs=rngs)
-    self.conv1, self.bn1 = common.conv(cin, f1, 1, stride=stride, padding=0, **kw), common.bn(f1, **kw)
-    self.conv2, self.bn2 = common.conv(f1, f2, 3, **kw), common.bn(f2, **kw)
-    self.conv3, self.bn3 = common.conv(f2, f3, 1, padding=0, **kw), common.bn(f3, **kw)
+    self.conv1 = common.conv(cin, f1, 1, stride=stride, padding=0, **kw)
+    self.bn1 = _tr_bn(f1, eps, **kw)
+    self.conv2, self.bn2 = common.conv(f1, f2, 3, **kw), _tr_bn(f2, eps, **kw)
+    self.conv3, self.bn3 = common.conv(f2, f3, 1, padding=0, **kw), _tr_bn(f3, eps, **kw)
     self.has_proj = proj
     if proj:
       self.proj = common.conv(cin, f3, 1, stride=stride, padding=0, **kw)
-      self.proj_bn = common.bn(f3, **kw)
+      self.proj_bn = _tr_bn(f3, eps, **kw)
 
   def __call__(self, x, train):
     ura = not train
@@ -241,8 +250,9 @@ class ThinResNet34(nnx.Module):
   (the head's conv spans what the trunk leaves of them: 7 rows for 257 bins, as in
   VGGVox); needs n_freq >= 34. aggregation: 'avg' (mean over time) or 'gvlad'
   (GhostVLAD with `vlad_clusters` + `ghost_clusters`: soft-assign each time step to
-  K+G learned centres, keep the K non-ghost residual sums, L2-normalise per cluster and
-  flatten). Call: `model(x, train) -> logits`; x: [B, n_freq, T, 1] (T >= 2);
+  K+G learned centres, keep the K non-ghost residual sums, L2-normalise per cluster as
+  Keras' K.l2_normalize and flatten). bn_epsilon: 1e-3 as in Keras (the imported
+  weights need it). Call: `model(x, train) -> logits`; x: [B, n_freq, T, 1] (T >= 2);
   logits: [B, num_classes].
   """
   default_input_shape = (257, 250, 1)
@@ -251,7 +261,7 @@ class ThinResNet34(nnx.Module):
                widths: Sequence[int] | None = None, width_multiplier: float = 1.0,
                blocks: Sequence[int] = TR34_BLOCKS, aggregation: str = "avg",
                vlad_clusters: int = 8, ghost_clusters: int = 2, in_channels: int = 1,
-               dtype=jnp.float32):
+               dtype=jnp.float32, bn_epsilon: float = KERAS_BN_EPSILON):
     dtype = common.resolve_dtype(dtype)
     widths = common.check_widths("thin_resnet34", widths, 14,
                                  "[stem] + 3 filters per stage x 4 + [embedding]")
@@ -266,15 +276,17 @@ class ThinResNet34(nnx.Module):
     self.widths, self.dtype, self.num_classes = list(widths), dtype, num_classes
     self.n_freq, self.rows, self.aggregation = n_freq, rows, aggregation
     self.blocks = tuple(int(b) for b in blocks)
+    self.bn_epsilon = float(bn_epsilon)
     kw = dict(dtype=dtype, rngs=rngs)
     stem, emb = widths[0], widths[-1]
     self.conv1 = common.conv(in_channels, stem, 7, **kw)
-    self.bn1 = common.bn(stem, **kw)
+    self.bn1 = _tr_bn(stem, bn_epsilon, **kw)
     layers, cin = [], stem
     for s in range(4):
       f = widths[1 + 3 * s: 4 + 3 * s]
       for b in range(self.blocks[s]):
-        layers.append(_TRBlock(cin, f, 2 if (s > 0 and b == 0) else 1, b == 0, **kw))
+        layers.append(_TRBlock(cin, f, 2 if (s > 0 and b == 0) else 1, b == 0, eps=bn_epsilon,
+                               **kw))
         cin = f[2]
     self.layers = nnx.List(layers)
     head = lambda co: nnx.Conv(cin, co, (rows, 1), padding="VALID", use_bias=True,
@@ -315,7 +327,8 @@ class ThinResNet34(nnx.Module):
       c = self.centers.get_value()
       res = jnp.einsum("btk,btd->bkd", a, h) - a.sum(1)[..., None] * c[None]
       res = res[:, :self.k_centers]
-      res = res / jnp.maximum(jnp.linalg.norm(res, axis=-1, keepdims=True), 1e-12)
+      # K.l2_normalize: x / sqrt(max(|x|^2, 1e-12)) (a near-empty cluster stays small)
+      res = res * jax.lax.rsqrt(jnp.maximum(jnp.sum(res * res, axis=-1, keepdims=True), 1e-12))
       g = res.reshape(res.shape[0], -1).astype(self.dtype)
     return nnx.relu(self.fc6(g))
 
@@ -340,6 +353,16 @@ def _loss(logits, y, multilabel, tau: float):
   return jnp.where(multilabel, bce, ce)
 
 
+def frozen_mask(state, frozen: Sequence[str]) -> list[bool]:
+  """Per leaf of `state` (jax.tree.leaves order): is it under one of the `frozen`
+  module paths? Paths join the state's dict keys with '/'."""
+  out = []
+  for kp, _ in jax.tree_util.tree_flatten_with_path(state)[0]:
+    path = "/".join(str(k.key) for k in kp if isinstance(k, jax.tree_util.DictKey))
+    out.append(any(path == f or path.startswith(f + "/") for f in frozen))
+  return out
+
+
 class NetTrainer:
   """SGD-Nesterov (or Adam/RMSprop) trainer of an NNX classifier on host arrays.
 
@@ -347,13 +370,20 @@ class NetTrainer:
   the lr follows DeepWisdom's warm-up lr(e) = lr·(1 + (m−1)·min(e, 5)/5)/m, m = 2,
   with e the fractional epoch. predict(x) -> probabilities [n, K] (softmax of
   logits/τ, or sigmoid when multilabel).
+
+  frozen: module paths ('layers/3/conv1', 'centers': `nnx.state` paths joined by '/')
+  whose params and BatchNorm statistics stay fixed (Keras 2.2.4 `trainable = False`:
+  a frozen BN still normalises with batch statistics in training but updates nothing).
   """
 
   def __init__(self, model: nnx.Module, *, multilabel: bool, lr: float, momentum: float = 0.9,
                weight_decay: float = 0.0, tau: float = 1.0, optimizer: str = "sgd",
                steps_per_epoch: int = 30, batch_size: int = 32, seed: int = 0,
-               augment=None):
+               augment=None, frozen: Sequence[str] = ()):
     self.gdef, self.params, self.rest = nnx.split(model, nnx.Param, ...)
+    self.frozen = tuple(frozen)
+    fp, fr = frozen_mask(self.params, self.frozen), frozen_mask(self.rest, self.frozen)
+    self.n_frozen = sum(fp) + sum(fr)
     self.multilabel, self.tau, self.lr = multilabel, tau, lr
     self.steps_per_epoch, self.batch_size = steps_per_epoch, batch_size
     self.augment = augment
@@ -380,7 +410,13 @@ class NetTrainer:
         return loss, nnx.state(m, nnx.Not(nnx.Param))
       (loss, new_rest), g = jax.value_and_grad(objective, has_aux=True)(params)
       upd, opt_state = tx.update(g, opt_state, params)
-      params = jax.tree.map(lambda p, u: p - lr * u, params, upd)
+      flat, tdef = jax.tree.flatten(params)
+      params = jax.tree.unflatten(tdef, [p if f else p - lr * u for p, u, f in
+                                         zip(flat, jax.tree.leaves(upd), fp)])
+      if any(fr):  # frozen BN statistics keep their values
+        new, rdef = jax.tree.flatten(new_rest)
+        new_rest = jax.tree.unflatten(rdef, [o if f else n for o, n, f in
+                                             zip(jax.tree.leaves(rest), new, fr)])
       return params, new_rest, opt_state, loss
 
     def predict(params, rest, x, ml):
