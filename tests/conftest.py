@@ -34,6 +34,17 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # shared test helpers: `import tiny_models`
 
 
+@pytest.fixture(scope="module")
+def fast_compiles():
+  """For modules of tiny programs whose cost is XLA CPU compile time: skip its optimisation
+  passes (`pytestmark = pytest.mark.usefixtures("fast_compiles")`)."""
+  import jax
+  old = jax.config.read("jax_disable_most_optimizations")
+  jax.config.update("jax_disable_most_optimizations", True)
+  yield
+  jax.config.update("jax_disable_most_optimizations", old)
+
+
 @pytest.fixture
 def repo_root():
   return REPO

@@ -861,34 +861,10 @@ def load_official_checkpoint(model, path_or_state_dict, *, strict: bool = True,
   """
   from jaxvision.models import torch_import as ti  # noqa: PLC0415 (import cycle)
   sd = ti.read_state_dict(path_or_state_dict)
-  missing, mismatched, updates, used = [], [], [], set()
-  for key, var, conv, want in official_torch_tensors(model):
-    if key not in sd:
-      missing.append(key)
-      continue
-    used.add(key)
-    got = tuple(int(d) for d in sd[key].shape)
-    if got != want and not (conv is not None and len(want) == 2 and got == want + (1, 1)):
-      mismatched.append(f"{key}: checkpoint {got} vs model {want}")
-      continue
-    updates.append((var, sd[key], conv))
-  nbt = "num_batches_tracked"
-  used |= {k for k in sd if k.endswith(nbt) and k[:-len(nbt)] + "running_mean" in used}
-  unexpected = [k for k in sd if k not in used and not k.startswith(tuple(ignore))]
-  if strict and (missing or unexpected or mismatched):
-    lines = [f"official LaConvNet checkpoint does not match {type(model).__name__}:"]
-    for title, items in (("missing", missing), ("unexpected", unexpected),
-                         ("shape mismatch", mismatched)):
-      if items:
-        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
-    lines.append("  Build the model with the checkpoint's variant and sizes, load a LaConvNet "
-                 "with ignore=('lang_encoder.',), or pass strict=False.")
-    raise ti.CheckpointMismatchError("\n".join(lines))
-  for var, val, conv in updates:
-    arr = ti._to_numpy(val)  # pylint: disable=protected-access
-    if conv is not None:
-      arr = conv(arr)
-    var.set_value(jnp.asarray(np.ascontiguousarray(arr), dtype=var.get_value().dtype))
+  ti.copy_tensors(official_torch_tensors(model), sd, strict=strict, ignore=tuple(ignore),
+                  title=f"official LaConvNet checkpoint does not match {type(model).__name__}",
+                  hint="Build the model with the checkpoint's variant and sizes, load a "
+                       "LaConvNet with ignore=('lang_encoder.',), or pass strict=False.")
   return model
 
 

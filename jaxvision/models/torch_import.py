@@ -250,8 +250,22 @@ def load_torch_checkpoint(model: nnx.Module, path_or_state_dict, *, naming: str 
   if naming not in rules:
     raise ValueError(f"naming {naming!r} is not supported for {type(model).__name__}; "
                      f"choose 'auto' or one of {sorted(rules)}.")
+  copy_tensors(_expected(model, rules[naming]), sd, strict=strict,
+               title=f"torch checkpoint does not match {type(model).__name__} (naming '{naming}')",
+               hint="Build the model with matching widths (widths_from_state_dict) or pass "
+                    "strict=False.")
+  return model
+
+
+def copy_tensors(expected, sd: Mapping[str, Any], *, strict: bool, title: str, hint: str,
+                 ignore: tuple[str, ...] = ()) -> None:
+  """Copies sd[key] (converted) into each variable of `expected` = iterable of
+  (torch key, variable, convert fn or None, expected torch shape); BN `num_batches_tracked`
+  next to a loaded running_mean and keys starting with `ignore` are skipped. With `strict`,
+  raises CheckpointMismatchError(title + every missing / unexpected / mis-shaped key + hint)
+  before touching any variable."""
   missing, mismatched, updates, used = [], [], [], set()
-  for key, var, conv, want in _expected(model, rules[naming]):
+  for key, var, conv, want in expected:
     if key not in sd:
       missing.append(key)
       continue
@@ -261,25 +275,22 @@ def load_torch_checkpoint(model: nnx.Module, path_or_state_dict, *, naming: str 
       mismatched.append(f"{key}: checkpoint {got} vs model {want}")
       continue
     updates.append((var, sd[key], conv))
-  for k in sd:
-    if k.endswith("num_batches_tracked") and k[:-len("num_batches_tracked")] + "running_mean" in used:
-      used.add(k)
-  unexpected = [k for k in sd if k not in used]
+  nbt = "num_batches_tracked"
+  used |= {k for k in sd if k.endswith(nbt) and k[:-len(nbt)] + "running_mean" in used}
+  unexpected = [k for k in sd if k not in used and not k.startswith(tuple(ignore))]
   if strict and (missing or unexpected or mismatched):
-    lines = [f"torch checkpoint does not match {type(model).__name__} (naming '{naming}'):"]
-    for title, items in (("missing", missing), ("unexpected", unexpected),
-                         ("shape mismatch", mismatched)):
+    lines = [f"{title}:"]
+    for name, items in (("missing", missing), ("unexpected", unexpected),
+                        ("shape mismatch", mismatched)):
       if items:
-        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
-    lines.append("  Build the model with matching widths (widths_from_state_dict) or pass "
-                 "strict=False.")
+        lines.append(f"  {name} ({len(items)}): " + ", ".join(items))
+    lines.append("  " + hint)
     raise CheckpointMismatchError("\n".join(lines))
   for var, val, conv in updates:
     arr = _to_numpy(val)
     if conv is not None:
       arr = conv(arr)
     var.set_value(jnp.asarray(np.ascontiguousarray(arr), dtype=var.get_value().dtype))
-  return model
 
 
 def widths_from_state_dict(name: str, sd, *, naming: str = "auto", **build_kw) -> list[int]:

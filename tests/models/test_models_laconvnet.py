@@ -12,13 +12,7 @@ from jaxvision.models import laconvnet as L
 KEY = jax.random.key(0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compiles():
-  """XLA CPU compile time dominates these tiny tests; skip its optimisation passes here."""
-  old = jax.config.read("jax_disable_most_optimizations")
-  jax.config.update("jax_disable_most_optimizations", True)
-  yield
-  jax.config.update("jax_disable_most_optimizations", old)
+pytestmark = pytest.mark.usefixtures("fast_compiles")  # compile-bound tiny programs
 
 
 def _rngs(seed=0):
