@@ -23,8 +23,8 @@ import numpy as np
 from jaxvision.core.errors import ConfigError
 from jaxvision.core.evaluation import (LoopEvaluator, check_outputs, from_config, make,  # noqa: F401
                                        register)
-from jaxvision.evaluators import (attack, autodl, base, classification, forgery, gan,
-                                  image_quality, matting, niqe, rec, segmentation, vqa)
+from jaxvision.evaluators import (attack, autodl, base, cityscapes_miou, classification, forgery,
+                                  gan, image_quality, matting, niqe, rec, segmentation, vqa)
 
 
 @register("mean")

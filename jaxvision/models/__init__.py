@@ -96,4 +96,4 @@ __all__ = [
 ]
 
 # Wave-2 zoo modules register their models on import (each calls register_model at its end).
-from jaxvision.models import efficientnet, gan, laconvnet, lfpnet, sr  # noqa: E402,F401
+from jaxvision.models import drn, efficientnet, gan, laconvnet, lfpnet, sr  # noqa: E402,F401

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from typing import Mapping
 
@@ -17,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvision import attacks
+from jaxvision.core import logging as log_lib
 from jaxvision.core.errors import ConfigError
 from jaxvision.evaluators import attack as attack_eval
 
@@ -182,14 +184,20 @@ def run_transfer(config, models: Mapping, x: np.ndarray, y_true: np.ndarray, *, 
   matrix = {"fooling": {}, "misclassification": {}}
   per_image = {}
   linf, seconds = {}, {}
+  batches = list(_batches(n, bsz))
+  bar = log_lib.progress(len(cfgs) * len(batches), 0, enabled=workdir is not None,
+                         desc="attacks")
+  bar.unit = "batch"
   for name, acfg in cfgs.items():
+    bar.set_postfix_str(name)
     fn = attacks.make_attack(acfg, sur, mesh=mesh)
     t0 = time.time()
     adv = []
-    for a, b in _batches(n, bsz):
+    for a, b in batches:
       out = fn(var, _pad(jnp.asarray(x[a:b]), bsz), _pad(jnp.asarray(labels[a:b]), bsz),
                _pad(keys[a:b], bsz))
       adv.append(np.asarray(out)[:b - a])
+      bar.update(1)
     adv = np.concatenate(adv)
     seconds[name] = time.time() - t0
     if bool(c.quantize_uint8):
@@ -210,6 +218,12 @@ def run_transfer(config, models: Mapping, x: np.ndarray, y_true: np.ndarray, *, 
       matrix["fooling"][name][key] = float(100 * fool.mean())
       matrix["misclassification"][name][key] = float(100 * mis.mean())
       per_image[name][key] = (fool if c.criterion == "fooling" else mis).astype(int).tolist()
+    if workdir is not None:  # the main process
+      row = matrix[c.criterion][name]
+      bb = np.mean([row[victim_name(r)] for r in roles[1:]])
+      bar.write(f"jaxvision: attack {name}: {seconds[name]:.0f} s, white-box "
+                f"{row[SURROGATE]:.1f} %, black-box mean {bb:.1f} %", file=sys.stderr)
+  bar.close()
   main = matrix[c.criterion]
   vic = [victim_name(r) for r in roles[1:]]
   result = {

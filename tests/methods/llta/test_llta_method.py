@@ -32,8 +32,12 @@ def test_llta_config_variants(load_config):
                    **dict(d.llta.role_train_steps)}
   assert d.steps == sum(steps.values())         # every role gets its own training stage
   cfgs = transfer.attack_configs(d)
-  assert set(cfgs) == {"mifgsm", "dim", "tim", "sgm", "llta", "llta_mi"}
+  assert set(cfgs) == {"mifgsm", "dim", "tim", "sgm", "llta", "llta_mi", "llta_mi_ti"}
   assert cfgs["llta_mi"].momentum == 1.0 and cfgs["llta"].momentum == 0.0
+  # LLTA+MI+TI smooths with TIM's kernel; every LLTA row has the same (reduced) task sizes
+  assert cfgs["llta_mi_ti"].ti_kernel == cfgs["tim"].ti_kernel == 5
+  assert len({(v.num_tasks, v.support_size, v.search_epochs) for k, v in cfgs.items()
+              if k.startswith("llta")}) == 1
 
 
 @pytest.fixture(scope="module")
