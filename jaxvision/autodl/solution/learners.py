@@ -578,7 +578,8 @@ class SpeechLearner(Learner):
       return hit[1]
     d = self.d
     wav, n = x[1].astype(np.float32), max(d["tr34_frames"])
-    if self.tr34_n_freq() == STFT_N_FFT // 2 + 1 and d.get("tr34_features") == "stft":
+    self.tr34_n_freq()  # validates tr34_features
+    if d.get("tr34_features", "logmel") == "stft":
       spec = np.abs(_require("librosa").stft(wav, n_fft=STFT_N_FFT, win_length=STFT_WIN,
                                              hop_length=d["tr34_hop_length"]))[:, :n]
       spec = ((spec - spec.mean(0, keepdims=True)) / (spec.std(0, keepdims=True) + 1e-5))
