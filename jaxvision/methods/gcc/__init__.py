@@ -7,8 +7,11 @@ Pure pieces:
   image_pool   CycleGAN history pool as a pure pytree
   pruning      importance scores, global-threshold binary search to a MACs budget
   torch_import official PyTorch generators (teacher and pruned student) -> jaxvision
-  fid          loop evaluator `gan_fid`: FID + KID of generated vs real eval images (Inception)
-  method       the GCC loop (tasks 'paired' and 'sr'), PNG grids at stage ends
+  fid          loop evaluator `gan_fid`: FID + KID of generated vs real eval images (Inception;
+               'pixels' stand-in for CPU demos; validity masks for unequal unpaired domains)
+  data         Pix2Pix folders, horse2zebra (tfds), celeba_gan (tfds), synthetic / faces demos
+  method       the GCC loop (tasks 'paired', 'sr', 'noise', 'unpaired'), PNG grids at stage ends
+  unpaired     the CycleGAN task (two directions, pools, cycle / identity L1)
 Models live in jaxvision/models/gan.py; distillation losses in jaxvision/losses/gan_distill.py.
 """
 from jaxvision.methods.gcc import gan_losses, gates, image_pool, pruning, steps, torch_import
@@ -31,7 +34,8 @@ __all__ = [
 ]
 
 from jaxvision.methods.gcc.method import GCC  # noqa: E402  (registers "gcc" in METHODS)
-from jaxvision.methods.gcc import data  # noqa: F401,E402  (registers the Pix2Pix datasets)
+from jaxvision.methods.gcc import unpaired  # noqa: F401,E402  (the CycleGAN task)
+from jaxvision.methods.gcc import data  # noqa: F401,E402  (registers the GCC datasets)
 from jaxvision.methods.gcc import fid  # noqa: F401,E402  (registers the `gan_fid` evaluator)
 
 __all__ += ["GCC"]

@@ -5,7 +5,7 @@ Official-code behaviours that look like bugs are the default where the spec says
 """
 import ml_collections
 
-TASKS = ("paired", "sr")  # implemented loops; unpaired (CycleGAN), noise (SAGAN) are not yet.
+TASKS = ("paired", "sr", "unpaired", "noise")
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -28,6 +28,18 @@ def defaults() -> ml_collections.ConfigDict:
   'scale' | 'norm'; target_macs / prune_tolerance: thop_conv MACs; macs_input_shape: (H, W, C)
   the budget is measured at. gcc_steps: stage B length. *_epochs (> 0) count the same in
   epochs of the training split instead (they win over the step counts).
+  Task 'unpaired' (CycleGAN: batches {A, B} in [-1, 1], two directions, jaxvision.methods.gcc.
+  unpaired): lambda_cycle (cycle L1 weight per direction, the code's lambda_A = lambda_B = 10),
+  lambda_identity (identity L1 = lambda_identity * lambda_cycle * L1; 0.5), pool_size (history
+  pool of fakes for each D, 50), cyclegan_dkd_grad (False = the code: the teacher-D feature
+  KD terms see the student's fake detached, logged only; True = they train G), target_macs_b
+  (budget of G_B; 0 = target_macs), fixed_widths ({role: cfg}: skip the search for that
+  generator and use the cfg, the code's hard-coded CycleGAN cfgs).
+  Task 'noise' (SAGAN: batches {image[, index]} of real images in [-1, 1]; G(z), z ~ N(0, I) of
+  the generator's z_dim, drawn in the step, the same z for teacher and student; no
+  reconstruction term). macs_exclude_spectral_norm: the pruning budget counts MACs without the
+  spectral-norm convs (the official thop artifact the SAGAN budget 0.016 G is in; both counts
+  are reported).
   """
   return ml_collections.ConfigDict({
       "task": "paired",
@@ -61,4 +73,11 @@ def defaults() -> ml_collections.ConfigDict:
       "sparsity_epochs": 0.0,
       "gcc_epochs": 0.0,
       "arch_lr_step_epochs": 0.0,
+      "lambda_cycle": 10.0,
+      "lambda_identity": 0.5,
+      "pool_size": 50,
+      "cyclegan_dkd_grad": False,
+      "target_macs_b": 0.0,
+      "fixed_widths": {},
+      "macs_exclude_spectral_norm": False,
   })

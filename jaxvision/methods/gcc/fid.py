@@ -11,6 +11,13 @@ Options: weights (pytorch-fid `pt_inception-2015-12-05-6726825d.pth` or an .npz 
 state_dict; "" = $JAXVISION_INCEPTION_WEIGHTS; "off" = skip, no metric), kid, kid_subsets,
 kid_subset_size, resize (to 299x299, the protocol), quantize. A missing weights file stops the
 run at start-up with one line naming the file and the flag.
+
+extractor: 'inception' (default) or 'pixels' = a CPU stand-in for demos: 8x8 area-averaged RGB
+(192-d), reported as {"pixel_fid"} (+ "pixel_kid"), NOT comparable to Inception FID.
+
+Unpaired splits (CycleGAN: 120 test horses, 140 test zebras in one padded eval split): the
+optional boolean outputs {"fake_valid", "real_valid"} select the rows that count as fakes and
+as reals (each combined with the batch padding mask).
 """
 from __future__ import annotations
 
@@ -40,10 +47,17 @@ def resolve_weights(weights: str) -> str:
 class ImageFid(LoopEvaluator):
   """FID / KID of {"pred"} against {"target"} images of the same eval split (see module)."""
   inputs = (("fake", "pred"), ("real", "target"))
+  optional = (("fake_valid", "fake_valid"), ("real_valid", "real_valid"))
 
   def __init__(self, weights: str = "", kid: bool = True, kid_subsets: int = 100,
                kid_subset_size: int = 1000, resize: bool = True, quantize: bool = True,
-               keys=None, features_fn: Optional[Callable] = None):
+               keys=None, features_fn: Optional[Callable] = None, extractor: str = "inception"):
+    if extractor not in ("inception", "pixels"):
+      raise ConfigError(f"evaluator gan_fid: extractor must be 'inception' or 'pixels', got "
+                        f"{extractor!r}.")
+    self.prefix = "pixel_" if extractor == "pixels" else ""
+    if extractor == "pixels" and features_fn is None:
+      features_fn = pixel_features
     self.weights = resolve_weights(weights) if features_fn is None else "given"
     self.kid, self.kid_subsets, self.kid_subset_size = bool(kid), kid_subsets, kid_subset_size
     self.resize, self.quantize = bool(resize), bool(quantize)
@@ -69,13 +83,18 @@ class ImageFid(LoopEvaluator):
   def update(self, out, mask):
     if self.off:
       return
+    def rows(kind):
+      m = np.ones(len(out[self.keys[kind]]), bool) if mask is None else np.asarray(mask, bool)
+      valid = out.get(self.keys[f"{kind}_valid"])
+      return m if valid is None else m & np.asarray(valid, bool).reshape(-1)
+
     fake = np.clip(np.asarray(out[self.keys["fake"]], np.float32), 0.0, 1.0)
     if self.quantize:
       fake = np.round(fake * 255.0) / 255.0
-    values = {"fake": self._features(fake)}
+    self.acc.update({"fake": self._features(fake)}, rows("fake"))
     if self._real is None:
-      values["real"] = self._features(np.asarray(out[self.keys["real"]], np.float32))
-    self.acc.update(values, mask)
+      real = self._features(np.asarray(out[self.keys["real"]], np.float32))
+      self.acc.update({"real": real}, rows("real"))
 
   def result(self, context=None) -> dict[str, float]:
     if self.off:
@@ -88,4 +107,11 @@ class ImageFid(LoopEvaluator):
     if self.kid:
       out["kid"], out["kid_std"] = gan.kid_from_features(self._real, fake, self.kid_subsets,
                                                          self.kid_subset_size)
-    return {k: float(v) for k, v in out.items()}
+    return {self.prefix + k: float(v) for k, v in out.items()}
+
+
+def pixel_features(images) -> np.ndarray:
+  """[B, H, W, 3] in [0, 1] (H, W multiples of 8) -> [B, 192]: 8x8 area-averaged pixels."""
+  x = np.asarray(images, np.float64)
+  b, h, w, c = x.shape
+  return x.reshape(b, 8, h // 8, 8, w // 8, c).mean(axis=(2, 4)).reshape(b, -1)

@@ -87,3 +87,23 @@ def ema_gap(prev: jax.Array, new: jax.Array, beta: float) -> jax.Array:
   The released code leaves beta = 1 for the teacher (instantaneous gap); that is the default
   (`teacher_gap_ema` off)."""
   return jnp.where(prev == 0.0, new, beta * new + (1.0 - beta) * prev)
+
+
+# ------------------------------------------------------------------ CycleGAN reconstruction
+
+
+def l1(a: jax.Array, b: jax.Array) -> jax.Array:
+  """mean |a - b| over all elements (float32), PyTorch nn.L1Loss."""
+  return jnp.mean(jnp.abs(a.astype(jnp.float32) - b.astype(jnp.float32)))
+
+
+def cycle_loss(rec: jax.Array, real: jax.Array, lambda_cycle: float) -> jax.Array:
+  """lambda_cycle * mean|G_other(G(real)) - real| (one direction; CycleGAN lambda_A / B = 10)."""
+  return lambda_cycle * l1(rec, real)
+
+
+def identity_loss(idt: jax.Array, real: jax.Array, lambda_cycle: float,
+                  lambda_identity: float) -> jax.Array:
+  """lambda_identity * lambda_cycle * mean|G(real) - real| for G fed its own output domain
+  (CycleGAN: 0.5 * 10 = 5 per direction)."""
+  return (lambda_identity * lambda_cycle) * l1(idt, real)

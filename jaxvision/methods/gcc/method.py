@@ -1,9 +1,13 @@
 """GCC on the one loop: sparsity pre-training -> one-shot pruning -> GCC training.
 
 Tasks (gcc.task): 'paired' (Pix2Pix: batches {image, target} in [-1, 1], D sees concat(x, y),
-pixel L1) and 'sr' (SRGAN: batches {lr, hr} in [0, 1], mapped to [-1, 1] here, D sees the image
+pixel L1), 'sr' (SRGAN: batches {lr, hr} in [0, 1], mapped to [-1, 1] here, D sees the image
 only, pixel MSE x sr_lambda_pixel + perceptual MSE x sr_lambda_perceptual on a frozen extractor:
-VGG-19 `perceptual_layer` when gcc.perceptual_weights is given, else a fixed random conv net).
+VGG-19 `perceptual_layer` when gcc.perceptual_weights is given, else a fixed random conv net),
+'noise' (SAGAN: batches {image[, index]}; G(z) with z ~ N(0, I) drawn in the step, the same z
+for teacher and student, no reconstruction term; predict 'generate' uses z_i fixed by the
+example's index) and 'unpaired' (CycleGAN: two directions, pools, cycle / identity L1 -- its
+own step in `unpaired.py`, built from the helpers here).
 
 Stages (spec §2.2-2.3):
   sparsity (kind 'train', gcc.sparsity_steps): the prototype generator ('generator' role) and
@@ -25,10 +29,11 @@ Stages (spec §2.2-2.3):
   Ablation flags: gcc.selective_d=False (plain full D, no arch step), gcc.online_kd=False (no
   KD; the teacher pair still trains when selective_d needs its gap).
 
-State: roles generator, discriminator, teacher_g, teacher_d; extras: adapters (params),
-adapters_opt, alpha_opt (alpha's own Adam), gap_ema, perceptual (frozen extractor params, sr
-only). CycleGAN / SAGAN configs stop at start-up with one line (their models, losses, pool and
-pruning are in this package and the zoo).
+State: roles generator, discriminator, teacher_g, teacher_d (+ the *_b roles of direction B
+for 'unpaired'); extras: adapters (params), adapters_opt, alpha_opt (alpha's own Adam),
+gap_ema, perceptual (frozen extractor params, sr only), + unpaired.init_extras ('unpaired').
+Pruning: gcc.fixed_widths[role] replaces the search (CycleGAN's hard-coded cfgs); with
+gcc.macs_exclude_spectral_norm the budget counts MACs without the SN convs (SAGAN).
 
 PNG grids: at the end of every stage, `<workdir>/grids/<stage>_<step>.png` (rows = the first
 gcc.grid_examples examples of the first eval: input | teacher | student | target); the paths
@@ -37,6 +42,7 @@ unpruned prototype and the teacher is still at its initialisation (it trains in 
 """
 from __future__ import annotations
 
+import functools
 import glob
 import json
 import os
@@ -60,26 +66,59 @@ from jaxvision.methods.gcc.config import TASKS
 from jaxvision.methods.gcc.steps import d_input
 
 ROLES = ("generator", "discriminator", "teacher_g", "teacher_d")
+# CycleGAN (task 'unpaired'): the roles above are direction A (G_A: A -> B, D_A judges domain
+# B); these are direction B (G_B: B -> A, D_B judges domain A), with the same optimizer blocks.
+ROLES_B = {"generator": "generator_b", "discriminator": "discriminator_b",
+           "teacher_g": "teacher_g_b", "teacher_d": "teacher_d_b"}
+
+
+def task_roles(c) -> tuple[str, ...]:
+  """The roles of gcc.task (4; 8 for 'unpaired')."""
+  return ROLES + tuple(ROLES_B.values()) if c.task == "unpaired" else ROLES
+
+
+def pruned_roles(c) -> tuple[str, ...]:
+  """The generators the prune transition shrinks."""
+  return ("generator", "generator_b") if c.task == "unpaired" else ("generator",)
+
+
+def data_keys(task: str) -> tuple[str, ...]:
+  return {"sr": ("lr", "hr"), "unpaired": ("A", "B"), "noise": ("image",)}.get(
+      task, ("image", "target"))
 
 
 def _check(ctx):
   c = ctx.config.gcc
   if c.task not in TASKS:
-    raise ConfigError(f"gcc.task '{c.task}' is not implemented by the GCC loop yet (only "
-                      f"{TASKS}); its models/losses/pruning are in jaxvision.methods.gcc.")
+    raise ConfigError(f"gcc.task must be one of {TASKS} (paired = Pix2Pix, sr = SRGAN, "
+                      f"unpaired = CycleGAN, noise = SAGAN), got '{c.task}'.")
   gan_losses.check_loss_type(c.loss_type)
   if c.kd_metric not in gan_distill.METRICS:
     raise ConfigError(f"gcc.kd_metric must be one of {gan_distill.METRICS}, got {c.kd_metric!r}")
   if c.sparsity_mode not in ("scale", "weight"):
     raise ConfigError(f"gcc.sparsity_mode must be 'scale' or 'weight', got {c.sparsity_mode!r}")
-  for r in ROLES:
+  for r in task_roles(c):
     roles.role_cfg(ctx.config, r)
-  need = ("lr", "hr") if c.task == "sr" else ("image", "target")
+  need = data_keys(c.task)
   if ctx.data is not None and not all(k in ctx.data.features for k in need):
+    kind = {"sr": "super-resolution (lr/hr)", "unpaired": "unpaired (A/B)",
+            "noise": "image (GAN)"}.get(c.task, "paired")
     raise ConfigError(f"gcc.task='{c.task}' needs batches with {need}, but the dataset "
                       f"'{ctx.data.name}' gives {tuple(ctx.data.features)}; use a "
-                      f"{'super-resolution (lr/hr)' if c.task == 'sr' else 'paired'} dataset "
-                      f"or the matching gcc.task.")
+                      f"{kind} dataset or the matching gcc.task.")
+  if c.task == "noise":
+    zs = {r: int(roles.role_cfg(ctx.config, r).kwargs.get("z_dim", 128))
+          for r in ("generator", "teacher_g")}
+    if len(set(zs.values())) != 1:
+      raise ConfigError(f"gcc (noise): generator z_dim {zs['generator']} and teacher z_dim "
+                        f"{zs['teacher_g']} differ (they share z); set models.*.kwargs.z_dim.")
+  if c.task == "unpaired" and int(c.pool_size) < 0:
+    raise ConfigError(f"gcc.pool_size={c.pool_size} must be >= 0 (0 = no history pool).")
+  fixed = dict(c.fixed_widths)
+  bad = sorted(set(fixed) - set(pruned_roles(c)))
+  if bad:
+    raise ConfigError(f"gcc.fixed_widths names {bad}; it takes the pruned generators "
+                      f"{list(pruned_roles(c))}.")
   if c.task == "sr":
     gscale = int(roles.role_cfg(ctx.config, "generator").kwargs.get("scale", 4))
     tscale = int(roles.role_cfg(ctx.config, "teacher_g").kwargs.get("scale", 4))
@@ -97,6 +136,10 @@ def _check(ctx):
                       f"second half is the architecture batch (unused when selective_d=False).")
 
 
+def _teacher_generators(c) -> tuple[str, ...]:
+  return ("teacher_g", "teacher_g_b") if c.task == "unpaired" else ("teacher_g",)
+
+
 def _uses_teacher(c) -> bool:
   return bool(c.selective_d or c.online_kd)
 
@@ -105,9 +148,9 @@ def _abstract(ctx, meta, role):
   return roles.abstract_model(ctx, meta, role)
 
 
-def _adapters(ctx, meta, rngs):
-  s = _abstract(ctx, meta, "generator").kd_widths()
-  t = _abstract(ctx, meta, "teacher_g").kd_widths()
+def _adapters(ctx, meta, rngs, student="generator", teacher="teacher_g"):
+  s = _abstract(ctx, meta, student).kd_widths()
+  t = _abstract(ctx, meta, teacher).kd_widths()
   return gan_distill.FeatureAdapters(s, t, rngs=rngs)
 
 
@@ -147,7 +190,7 @@ def _perceptual_desc(c) -> str:
 def init(ctx, rng, meta):
   _check(ctx)
   n = max(int(ctx.config.gcc.gcc_steps), int(ctx.config.gcc.sparsity_steps), 1)
-  txs = {r: roles.make_tx(ctx, r, n) for r in ROLES}
+  txs = {r: roles.make_tx(ctx, r, n) for r in task_roles(ctx.config.gcc)}
   state = roles.init_state(ctx, rng, meta, txs)
   ad = _adapters(ctx, meta, nnx.Rngs(jax.random.fold_in(rng, 99)))
   ad_params = nnx.state(ad, nnx.Param)
@@ -161,6 +204,9 @@ def init(ctx, rng, meta):
   if _uses_perceptual(ctx.config.gcc):
     state["extras"]["perceptual"] = nnx.state(
         _perceptual_model(ctx, nnx.Rngs(jax.random.fold_in(rng, 98))), nnx.Param)
+  if ctx.config.gcc.task == "unpaired":
+    from jaxvision.methods.gcc import unpaired  # pylint: disable=import-outside-toplevel
+    state["extras"].update(unpaired.init_extras(ctx, rng, meta, state, txs))
   return state
 
 
@@ -168,7 +214,8 @@ def prepare(ctx, state, meta):
   """Fresh start: VGG-19 weights into the perceptual extractor (sr), and a pretrained teacher
   G from models.teacher_g.init (GCC's SRGAN teacher starts from a pretrained SRResNet)."""
   c = ctx.config.gcc
-  state = roles.load_pretrained(ctx, state, meta, "teacher_g")
+  for r in _teacher_generators(c):
+    state = roles.load_pretrained(ctx, state, meta, r)
   if _uses_perceptual(c) and c.perceptual_weights:
     from jaxvision.models.sr import load_vgg19_torchvision  # pylint: disable=import-outside-toplevel
     gdef = nnx.split(nnx.eval_shape(lambda: _perceptual_model(ctx, nnx.Rngs(0))))[0]
@@ -196,26 +243,102 @@ def _apply(tx, params, grads, opt_state):
   return optax.apply_updates(params, updates), opt_state
 
 
-def _fwd(gdef, ms, *args, **kw):
-  """Runs a role's model; returns (output, new rest)."""
-  m = roles.merge(gdef, ms)
-  out = m(*args, **kw)
+# Model calls and the D / arch updates run in nested jits (inline=True: traced on their own,
+# inlined into the step's jaxpr; equal graphdefs share one trace). A BatchNorm or spectral-norm
+# state update inside one huge trace costs time proportional to that trace (flax compares the
+# new value's sharding, and a tracer's sharding error message walks the whole jaxpr), which made
+# tracing a GCC step several times slower. GraphDefs are not hashable (list attributes), so the
+# jitted closures are cached by the identity of their static objects (kept alive here).
+_JITTED: dict = {}
+
+
+def _jitted(fn, *objs, **consts):
+  key = (fn.__name__,) + tuple(id(o) for o in objs) + tuple(sorted(consts.items()))
+  if key not in _JITTED:
+    if len(_JITTED) > 512:
+      _JITTED.clear()
+    _JITTED[key] = (objs, jax.jit(functools.partial(fn, *objs, **consts), inline=True))
+  return _JITTED[key][1]
+
+
+def _call_impl(gdef, params, rest, x, train=True, features=False):
+  m = nnx.merge(gdef, params, rest, copy=True)
+  out = m(x, train=train, features=True) if features else m(x, train=train)
   return out, nnx.state(m, nnx.Not(nnx.Param))
 
 
-def _d_update(gdef, tx, ms, opt, cond, real, fake, lt, half, freeze_alpha=False):
+def _call(gdef, params, rest, x, train=True, features=False):
+  """A model forward in its own nested jit -> (output, new rest)."""
+  return _jitted(_call_impl, gdef, train=train, features=features)(params, rest, x)
+
+
+def _fwd(gdef, ms, x, train=True, features=False):
+  """Runs a role's model; returns (output, new rest)."""
+  return _call(gdef, ms["params"], ms["rest"], x, train=train, features=features)
+
+
+def _d_update_impl(gdef, tx, ms, opt, cond, real, fake, *, lt, half, freeze_alpha=False,
+                   features=False):
+  """One D weight step on d_loss(D(real), D(fake.detach())); returns (state, opt, loss) and,
+  with features=True, + the D's KD features on the fake (this forward, pre-update weights)."""
   def loss_fn(p):
     if freeze_alpha:
       p = _freeze_alpha(p)
     m = nnx.merge(gdef, p, ms["rest"], copy=True)
     pr = m(d_input(cond, real), train=True)
-    pf = m(d_input(cond, jax.lax.stop_gradient(fake)), train=True)
+    pf = m(d_input(cond, jax.lax.stop_gradient(fake)), train=True, features=features)
+    pf, feats = pf if features else (pf, None)
     loss = gan_losses.d_loss(pr, pf, lt, half)
-    return loss, nnx.state(m, nnx.Not(nnx.Param))
+    return loss, (nnx.state(m, nnx.Not(nnx.Param)), feats)
 
-  (loss, rest), g = jax.value_and_grad(loss_fn, has_aux=True)(ms["params"])
+  (loss, (rest, feats)), g = jax.value_and_grad(loss_fn, has_aux=True)(ms["params"])
   params, opt = _apply(tx, ms["params"], g, opt)
-  return {"params": params, "rest": rest}, opt, loss
+  out = ({"params": params, "rest": rest}, opt, loss)
+  return out + (feats,) if features else out
+
+
+def _d_update(gdef, tx, ms, opt, cond, real, fake, lt, half, freeze_alpha=False,
+              features=False):
+  """`_d_update_impl` in its own nested jit (same arguments and results)."""
+  fn = _jitted(_d_update_impl, gdef, tx, lt=lt, half=bool(half), freeze_alpha=bool(freeze_alpha),
+               features=bool(features))
+  return fn(ms, opt, cond, real, fake)
+
+
+def _teacher_gap(c, gdef_td, mtd, cond, fake_t, lt, ema_prev, step, num_steps):
+  """gap(D_T, fake_T) (no gradient), smoothed when gcc.teacher_gap_ema; returns (gap, ema)."""
+  p, _ = _fwd(gdef_td, mtd, d_input(cond, jax.lax.stop_gradient(fake_t)))
+  gap_t = gan_losses.loss_gap(p, lt)
+  if c.teacher_gap_ema:
+    beta = 1.0 - step.astype(jnp.float32) / max(int(num_steps), 1)
+    gap_t = gan_losses.ema_gap(ema_prev, gap_t, beta)
+    return gap_t, gap_t
+  return gap_t, ema_prev
+
+
+def _arch_update_impl(gdef_d, atx, md, opt, cond, real, fake_s, gap_t, *, lt, half):
+  """Architecture step of one gated student D: clip alpha, one `atx` step on alpha only with
+  L_arch = |gap(D_S, fake_s) - gap_t| + d_loss(D_S). Returns (state, opt, loss, parts)."""
+  dm = roles.merge(gdef_d, md)
+  g2, alpha, rest2 = nnx.split(dm, gates.ALPHA, ...)
+  alpha = gates.clip_alpha(alpha)
+
+  def a_loss(al):
+    m = nnx.merge(g2, al, rest2, copy=True)
+    pr = m(d_input(cond, real), train=True)
+    pf = m(d_input(cond, jax.lax.stop_gradient(fake_s)), train=True)
+    loss, parts = gan_losses.arch_loss(pr, pf, gap_t, lt, half)
+    return loss, (parts, nnx.state(m, nnx.Not(gates.ALPHA)))
+
+  (la, (parts, r2)), ga = jax.value_and_grad(a_loss, has_aux=True)(alpha)
+  alpha, opt = _apply(atx, alpha, ga, opt)
+  return roles.model_state(nnx.merge(g2, alpha, r2)), opt, la, parts
+
+
+def _arch_update(gdef_d, md, opt, atx, cond, real, fake_s, gap_t, lt, half):
+  """`_arch_update_impl` in its own nested jit."""
+  return _jitted(_arch_update_impl, gdef_d, atx, lt=lt, half=bool(half))(md, opt, cond, real,
+                                                                         fake_s, gap_t)
 
 
 # --------------------------------------------------------------------------------- steps
@@ -223,6 +346,9 @@ def _d_update(gdef, tx, ms, opt, cond, real, fake, lt, half, freeze_alpha=False)
 
 def train_step(ctx, meta, stage):
   c = ctx.config.gcc
+  if c.task == "unpaired":
+    from jaxvision.methods.gcc import unpaired  # pylint: disable=import-outside-toplevel
+    return unpaired.train_step(ctx, meta, stage)
   lt, half = c.loss_type, bool(c.d_half)
   n = max(int(c.gcc_steps), int(c.sparsity_steps), 1)
   gd = {r: roles.graphdef(ctx, meta, r) for r in ROLES}
@@ -235,14 +361,17 @@ def train_step(ctx, meta, stage):
   teacher = _uses_teacher(c) and not sparse
   arch = bool(c.selective_d) and not sparse
   kd = bool(c.online_kd) and not sparse
-  sr = c.task == "sr"
-  cond = (lambda x: None) if sr else (lambda x: x)  # noqa: E731  (D input: image or (x, image))
+  sr, noise = c.task == "sr", c.task == "noise"
+  cond = (lambda x: None) if sr or noise else (lambda x: x)  # noqa: E731  (D input: image or (x, image))
+  z_dim = int(_abstract(ctx, meta, "generator").z_dim) if noise else 0
   pg = (nnx.split(nnx.eval_shape(lambda: _perceptual_model(ctx, nnx.Rngs(0))))[0]
         if _uses_perceptual(c) else None)
   lam_adv = float(c.lambda_adv)
 
   def content(out, y, E):
     """Reconstruction terms of a generator output (a loss, its parts)."""
+    if noise:
+      return jnp.float32(0.0), {}
     if not sr:
       l1 = c.lambda_l1 * jnp.mean(jnp.abs(out - y))
       return l1, {"g_l1": l1}
@@ -260,6 +389,9 @@ def train_step(ctx, meta, stage):
   def step(state, batch, rng):
     if sr:
       x, y = batch["lr"] * 2.0 - 1.0, batch["hr"] * 2.0 - 1.0
+    elif noise:  # z ~ N(0, I), the same for teacher and student; the second half: the arch z'
+      y = batch["image"]
+      x = jax.random.normal(jax.random.fold_in(rng, 1), (y.shape[0], z_dim), jnp.float32)
     else:
       x, y = batch["image"], batch["target"]
     if not sparse:  # every GCC-stage row (ablations too) updates on the first half
@@ -274,19 +406,18 @@ def train_step(ctx, meta, stage):
           gd["teacher_d"], txs["teacher_d"], M["teacher_d"], O["teacher_d"], cond(x), y, fake_t,
           lt, half)
       def tg_loss(p):
-        d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
-        m = nnx.merge(gd["teacher_g"], p, M["teacher_g"]["rest"], copy=True)
-        out = m(x, train=True)
-        adv = gan_losses.g_loss(d_t(d_input(cond(x), out), train=True), lt)
+        out, rest = _call(gd["teacher_g"], p, M["teacher_g"]["rest"], x)
+        adv = gan_losses.g_loss(_fwd(gd["teacher_d"], M["teacher_d"], d_input(cond(x), out))[0],
+                                lt)
         rec, _ = content(out, y, E)
-        return lam_adv * adv + rec, nnx.state(m, nnx.Not(nnx.Param))
+        return lam_adv * adv + rec, rest
 
       (lg, rest), g = jax.value_and_grad(tg_loss, has_aux=True)(M["teacher_g"]["params"])
       p, O["teacher_g"] = _apply(txs["teacher_g"], M["teacher_g"]["params"], g, O["teacher_g"])
       M["teacher_g"] = {"params": p, "rest": rest}
       metrics["teacher/g_loss"] = lg
-      d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
-      _, e_t = d_t(d_input(cond(x), fake_t), train=True, features=True)
+      (_, e_t), _ = _fwd(gd["teacher_d"], M["teacher_d"], d_input(cond(x), fake_t),
+                         features=True)
       targets = [jax.lax.stop_gradient(f) for f in list(feats_t) + list(e_t)]
     # 2. student forward + D weight update (alpha frozen)
     (fake_s, _) = _fwd(gd["generator"], M["generator"], x, train=True)
@@ -296,23 +427,22 @@ def train_step(ctx, meta, stage):
     # 3. student G (+ adapters)
     def g_loss(params):
       gp, ap = params
-      d_s = roles.merge(gd["discriminator"], M["discriminator"])
-      m = nnx.merge(gd["generator"], gp, M["generator"]["rest"], copy=True)
-      out, feats = m(x, train=True, features=True)
-      adv = gan_losses.g_loss(d_s(d_input(cond(x), out), train=True), lt)
+      (out, feats), rest = _call(gd["generator"], gp, M["generator"]["rest"], x, features=True)
+      adv = gan_losses.g_loss(
+          _fwd(gd["discriminator"], M["discriminator"], d_input(cond(x), out))[0], lt)
       rec, aux = content(out, y, E)
       aux = {"g_adv": adv, **aux}
       loss = lam_adv * adv + rec
       if kd:
-        d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
         ad = nnx.merge(ad_gdef, ap)
-        _, e_s = d_t(d_input(cond(x), out), train=True, features=True)
+        (_, e_s), _ = _fwd(gd["teacher_d"], M["teacher_d"], d_input(cond(x), out),
+                           features=True)
         kdl, parts = gan_distill.feature_distill_loss(
             ad(feats) + list(e_s), targets, lambda_content=c.lambda_content,
             lambda_gram=c.lambda_gram, metric=c.kd_metric)
         loss = loss + kdl
         aux.update({"kd_content": parts["content"], "kd_gram": parts["gram"]})
-      return loss, (aux, nnx.state(m, nnx.Not(nnx.Param)))
+      return loss, (aux, rest)
 
     (lg, (aux, rest)), (gg, ga) = jax.value_and_grad(g_loss, has_aux=True)(
         (M["generator"]["params"], E["adapters"]))
@@ -329,27 +459,11 @@ def train_step(ctx, meta, stage):
     if arch:
       fa, _ = _fwd(gd["generator"], M["generator"], xa, train=True)
       ft, _ = _fwd(gd["teacher_g"], M["teacher_g"], xa, train=True)
-      d_t = roles.merge(gd["teacher_d"], M["teacher_d"])
-      gap_t = gan_losses.loss_gap(
-          d_t(d_input(cond(xa), jax.lax.stop_gradient(ft)), train=True), lt)
-      if c.teacher_gap_ema:
-        beta = 1.0 - state["step"].astype(jnp.float32) / max(int(ctx.num_steps), 1)
-        gap_t = gan_losses.ema_gap(E["gap_ema"], gap_t, beta)
-        E["gap_ema"] = gap_t
-      dm = roles.merge(gd["discriminator"], M["discriminator"])
-      g2, alpha, rest2 = nnx.split(dm, gates.ALPHA, ...)
-      alpha = gates.clip_alpha(alpha)
-
-      def a_loss(al):
-        m = nnx.merge(g2, al, rest2, copy=True)
-        pr = m(d_input(cond(xa), ya), train=True)
-        pf = m(d_input(cond(xa), jax.lax.stop_gradient(fa)), train=True)
-        loss, parts = gan_losses.arch_loss(pr, pf, gap_t, lt, half)
-        return loss, (parts, nnx.state(m, nnx.Not(gates.ALPHA)))
-
-      (la, (parts, r2)), ga_ = jax.value_and_grad(a_loss, has_aux=True)(alpha)
-      alpha, E["alpha_opt"] = _apply(atx, alpha, ga_, E["alpha_opt"])
-      M["discriminator"] = roles.model_state(nnx.merge(g2, alpha, r2))
+      gap_t, E["gap_ema"] = _teacher_gap(c, gd["teacher_d"], M["teacher_d"], cond(xa), ft, lt,
+                                         E["gap_ema"], state["step"], ctx.num_steps)
+      M["discriminator"], E["alpha_opt"], la, parts = _arch_update(
+          gd["discriminator"], M["discriminator"], E["alpha_opt"], atx, cond(xa), ya, fa,
+          gap_t, lt, half)
       metrics.update({"arch_loss": la, "gap_s": parts["gap_s"], "gap_t": parts["gap_t"]})
     new = {"step": state["step"] + 1, "models": M, "opt": O, "extras": E}
     metrics["loss"] = lg
@@ -373,14 +487,30 @@ def stages(ctx):
           Stage("gcc", kind="finetune", **gc)]
 
 
-def _prune(ctx, state, meta):
+def _prune(ctx, state, meta, role="generator"):
+  """The pruned widths of `role`: gcc.fixed_widths[role] when given (the code's hard-coded
+  CycleGAN cfgs; no search), else the binary search to the role's budget."""
   c = ctx.config.gcc
-  proto = roles.merge(roles.graphdef(ctx, meta, "generator"), state["models"]["generator"])
-  mode = c.prune_mode
-  res = pruning.search_threshold(proto, float(c.target_macs), mode=mode,
-                                 tolerance=float(c.prune_tolerance),
-                                 input_shape=tuple(c.macs_input_shape))
-  return res
+  proto = roles.merge(roles.graphdef(ctx, meta, role), state["models"][role])
+  shape = tuple(c.macs_input_shape)
+  fixed = dict(c.fixed_widths).get(role)
+  if fixed is not None:
+    w = [int(v) for v in fixed]
+    xsn = bool(c.macs_exclude_spectral_norm)
+    macs = pruning.count_macs(proto, w, shape, exclude_spectral_norm=xsn)  # checks the cfg too
+    return pruning.PruneResult(float("nan"), w, macs, float(macs),
+                               pruning.count_macs(proto, None, shape, exclude_spectral_norm=xsn),
+                               0)
+  target = float(c.target_macs_b or c.target_macs) if role == "generator_b" else float(
+      c.target_macs)
+  return pruning.search_threshold(proto, target, mode=c.prune_mode,
+                                  tolerance=float(c.prune_tolerance), input_shape=shape,
+                                  exclude_spectral_norm=bool(c.macs_exclude_spectral_norm))
+
+
+def _prune_record(res, fixed: bool) -> dict:
+  return {"threshold": None if fixed else res.threshold, "macs": res.macs, "full_macs": res.full_macs,
+          "target_macs": res.target_macs, "iterations": res.iterations, "fixed_cfg": fixed}
 
 
 def transition(ctx, state, meta, next_stage):
@@ -388,17 +518,23 @@ def transition(ctx, state, meta, next_stage):
   write_grid(ctx, state, meta, prev.name)
   if next_stage.kind != "finetune":
     return state, {}
-  res = _prune(ctx, state, meta)
-  new_meta = {"widths": {**(meta.get("widths") or {}), "generator": list(res.widths)},
-              "prune": {"threshold": res.threshold, "macs": res.macs, "full_macs": res.full_macs,
-                        "target_macs": res.target_macs, "iterations": res.iterations}}
+  c = ctx.config.gcc
+  widths, records = dict(meta.get("widths") or {}), {}
+  for role in pruned_roles(c):
+    res = _prune(ctx, state, meta, role)
+    widths[role] = list(res.widths)
+    records[role] = _prune_record(res, role in dict(c.fixed_widths))
+  # meta["prune"]: G's record (+ "generator_b": G_B's for CycleGAN)
+  new_meta = {"widths": widths, "prune": {
+      **records["generator"], **{r: v for r, v in records.items() if r != "generator"}}}
   fresh = init(ctx, jax.random.key(int(ctx.config.seed) + 1), {**meta, **new_meta})
   fresh["step"] = jnp.asarray(state["step"])
   # what `prepare` loaded survives the re-initialisation: the frozen extractor, a pretrained T
   if "perceptual" in state["extras"]:
     fresh["extras"]["perceptual"] = state["extras"]["perceptual"]
-  if roles.has_pretrained(ctx, "teacher_g"):
-    fresh["models"]["teacher_g"] = state["models"]["teacher_g"]
+  for r in _teacher_generators(c):
+    if roles.has_pretrained(ctx, r):
+      fresh["models"][r] = state["models"][r]
   return fresh, new_meta
 
 
@@ -410,9 +546,28 @@ def _to01(a):
 
 
 def predict_fns(ctx, meta, stage):
-  """'translate' (paired) or 'sr': {pred (student), teacher, target, input} images in [0, 1]."""
+  """'translate' (paired) or 'sr': {pred (student), teacher, target, input} images in [0, 1].
+  'unpaired' (CycleGAN): see `unpaired.predict_fns` (pred / teacher = G_A(A), real = B)."""
+  if ctx.config.gcc.task == "unpaired":
+    from jaxvision.methods.gcc import unpaired  # pylint: disable=import-outside-toplevel
+    return unpaired.predict_fns(ctx, meta, stage)
   gs, gt = roles.graphdef(ctx, meta, "generator"), roles.graphdef(ctx, meta, "teacher_g")
   sr = ctx.config.gcc.task == "sr"
+  if ctx.config.gcc.task == "noise":
+    z_dim = int(_abstract(ctx, meta, "generator").z_dim)
+
+    def generate(state, batch):
+      """pred / teacher = G(z_i) with z_i = N(0, I) from key(0) folded with the example's
+      `index` (fixed across evaluations); target = the real image."""
+      y = batch["image"]
+      idx = batch["index"] if "index" in batch else jnp.arange(y.shape[0])
+      z = jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(jax.random.key(0), i),
+                                               (z_dim,)))(idx)
+      s = roles.merge(gs, state["models"]["generator"])(z, train=False)
+      t = roles.merge(gt, state["models"]["teacher_g"])(z, train=False)
+      return {"pred": _to01(s), "teacher": _to01(t), "target": _to01(y)}
+
+    return {"generate": generate}
 
   def translate(state, batch):
     x = batch["lr"] * 2.0 - 1.0 if sr else batch["image"]
@@ -423,6 +578,8 @@ def predict_fns(ctx, meta, stage):
       out.update(target=batch["hr"], input=batch["lr"])
     else:
       out.update(target=_to01(batch["target"]), input=_to01(batch["image"]))
+    if "label" in batch:  # Cityscapes trainIds for drn_miou
+      out["label"] = batch["label"]
     return out
 
   return {"sr" if sr else "translate": translate}
@@ -432,11 +589,17 @@ def predict_fns(ctx, meta, stage):
 _GRID_FNS: dict = {}
 
 
+def _grid_roles(c) -> tuple[str, ...]:
+  """The roles the predict function reads (the generators)."""
+  return (("generator", "teacher_g", "generator_b", "teacher_g_b") if c.task == "unpaired"
+          else ("generator", "teacher_g"))
+
+
 def _grid_fn(ctx, meta):
   """The jitted predict function on {generator, teacher_g} states, once per structure."""
   key = json.dumps([ctx.config.gcc.task] + [
       [roles.role_cfg(ctx.config, r).to_dict(), roles.role_widths(meta, r)]
-      for r in ("generator", "teacher_g")], sort_keys=True, default=str)
+      for r in _grid_roles(ctx.config.gcc)], sort_keys=True, default=str)
   if key not in _GRID_FNS:
     fn = next(iter(predict_fns(ctx, meta, None).values()))
     _GRID_FNS[key] = jax.jit(lambda models, batch: fn({"models": models}, batch))
@@ -461,12 +624,15 @@ def grid_examples(config, n: int) -> dict:
 
 def grid_image(outs: dict) -> np.ndarray:
   """Rows input | teacher | student | target of per-example images in [0, 1] -> [H, W, 3]
-  float (inputs smaller than the target, e.g. SR inputs, are upsampled by pixel repetition)."""
+  float (inputs smaller than the target, e.g. SR inputs, are upsampled by pixel repetition).
+  Without a "target" (unpaired data) the last column is "real", a real image of the output
+  domain (not a ground truth)."""
+  last = "target" if "target" in outs else "real"
   rows = []
   for i in range(len(outs["pred"])):
-    tgt = np.asarray(outs["target"][i], np.float32)
+    tgt = np.asarray(outs[last][i], np.float32)
     tiles = []
-    for k in ("input", "teacher", "pred", "target"):
+    for k in [k for k in ("input", "teacher", "pred", last) if k in outs]:
       a = np.asarray(outs[k][i], np.float32)
       if a.shape[0] < tgt.shape[0]:
         r = tgt.shape[0] // a.shape[0]
@@ -482,7 +648,7 @@ def write_grid(ctx, state, meta, stage_name: str) -> str | None:
   if n <= 0 or not ctx.is_main or not ctx.workdir:
     return None
   batch = grid_examples(ctx.config, n)
-  models = {r: jax.device_get(state["models"][r]) for r in ("generator", "teacher_g")}
+  models = {r: jax.device_get(state["models"][r]) for r in _grid_roles(ctx.config.gcc)}
   outs = jax.device_get(_grid_fn(ctx, meta)(models, batch))
   return save_png(os.path.join(ctx.workdir, "grids",
                               f"{stage_name}_{int(np.asarray(state['step']))}.png"),
@@ -492,9 +658,13 @@ def write_grid(ctx, state, meta, stage_name: str) -> str | None:
 def _macs(ctx, meta, role):
   m = _abstract(ctx, meta, role)
   shape = tuple(ctx.config.gcc.macs_input_shape)
-  return {c: int(flops.count(m, input_shape=shape, convention=c)["flops"])
-          for c in ("thop_conv", "macs")} | {"params": int(flops.count(
-              m, input_shape=shape)["params"])}
+  out = {c: int(flops.count(m, input_shape=shape, convention=c)["flops"])
+         for c in ("thop_conv", "macs")} | {"params": int(flops.count(
+             m, input_shape=shape)["params"])}
+  if ctx.config.gcc.task == "noise":  # both ways (spec §2.2): + the official thop artifact
+    out["thop_conv_without_spectral_norm"] = pruning.count_macs(
+        m, None, shape, exclude_spectral_norm=True)
+  return out
 
 
 def summary(ctx, state, meta):
@@ -509,6 +679,15 @@ def summary(ctx, state, meta):
       "task": str(ctx.config.gcc.task)}}
   if ctx.config.gcc.task == "sr":
     out["gcc"]["perceptual"] = _perceptual_desc(ctx.config.gcc)
+  if ctx.config.gcc.task == "unpaired":
+    d_b = roles.merge(roles.graphdef(ctx, meta, "discriminator_b"),
+                      state["models"]["discriminator_b"])
+    out["gcc"].update({
+        "student_b": _macs(ctx, meta, "generator_b"), "teacher_b": _macs(ctx, meta, "teacher_g_b"),
+        "student_b_widths": list(_abstract(ctx, meta, "generator_b").widths),
+        "gates_b": gates.gate_report(d_b),
+        "d_feature_kd": ("trains G (cyclegan_dkd_grad)" if ctx.config.gcc.cyclegan_dkd_grad
+                         else "logged only (fake detached, the official code)")})
   last = stages(ctx)[-1].name
   write_grid(ctx, state, meta, last)
   d = os.path.join(ctx.workdir, "grids") if ctx.workdir else ""

@@ -7,6 +7,7 @@ import pytest
 import jaxvision.methods.gcc  # noqa: F401  (registers "gcc")
 from jaxvision.config_lib import load_config_file
 from jaxvision.core import loop
+from resume_check import assert_resumes_exactly
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
@@ -43,15 +44,7 @@ def test_smoke_prunes_to_budget_and_reports(full_run):
 @pytest.mark.slow
 def test_resume_across_the_prune_transition_is_exact(full_run, tmp_path):
   t, _, c = full_run
-  with pytest.raises(loop.Preempted):
-    loop.train(_smoke(), str(tmp_path),
-               stop_at_step=c.gcc.sparsity_steps + 1)
-  resumed = loop.Trainer(_smoke(), str(tmp_path))
-  resumed.run()
-  leaves = lambda st: [np.asarray(x) for x in jax.tree.leaves(st)  # noqa: E731
-                       if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
-  for a, b in zip(leaves(t.state), leaves(resumed.state)):
-    np.testing.assert_array_equal(a, b)
+  assert_resumes_exactly(_smoke, t, c.gcc.sparsity_steps + 1, tmp_path)
 
 
 @pytest.fixture(scope="module")

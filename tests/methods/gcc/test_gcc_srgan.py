@@ -13,6 +13,7 @@ import jaxvision.methods  # noqa: F401  (registers "gcc" and the photos datasets
 from jaxvision.config_lib import load_config_file
 from jaxvision.core import loop
 from jaxvision.methods.gcc import method as gm
+from resume_check import assert_resumes_exactly
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
@@ -71,16 +72,7 @@ def test_sr_grids_written_at_each_stage_end(sr_run):
 @pytest.mark.slow
 def test_sr_resume_across_the_prune_transition_is_exact(sr_run, tmp_path):
   t, _, c, _ = sr_run
-  with pytest.raises(loop.Preempted):
-    loop.train(_smoke(), str(tmp_path), stop_at_step=c.gcc.sparsity_steps + 1)
-  resumed = loop.Trainer(_smoke(), str(tmp_path))
-  resumed.run()
-  leaves = lambda st: [np.asarray(x) for x in jax.tree.leaves(st)  # noqa: E731
-                       if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
-  a, b = leaves(t.state), leaves(resumed.state)
-  assert len(a) == len(b)
-  for u, v in zip(a, b):
-    np.testing.assert_array_equal(u, v)
+  resumed = assert_resumes_exactly(_smoke, t, c.gcc.sparsity_steps + 1, tmp_path)
   assert resumed.meta["widths"] == t.meta["widths"]
 
 
