@@ -46,6 +46,19 @@ class LoopEvaluator:
     return {k: float(v) for k, v in self.impl.result().items()}
 
 
+class WeightsEvaluator(LoopEvaluator):
+  """An evaluator that needs a user-supplied network file (`self.weights`); weights='off'
+  makes it a no-op that reads nothing (its `update`/`result` check `self.off`)."""
+  weights: str = ""
+
+  @property
+  def off(self) -> bool:
+    return self.weights == "off"
+
+  def required_keys(self) -> list[str]:
+    return [] if self.off else super().required_keys()
+
+
 def register(name: str):
   def deco(cls):
     LOOP_EVALUATORS.register(name, cls)

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxvision.core.errors import ConfigError
-from jaxvision.core.evaluation import LoopEvaluator, register
+from jaxvision.core.evaluation import WeightsEvaluator, register
 from jaxvision.evaluators import image_quality, segmentation
 from jaxvision.evaluators.base import allgather_sum, to_numpy
 
@@ -104,7 +104,7 @@ def load_drn_seg(path: str, num_classes: int = 19, **model_kw):
 
 
 @register("drn_miou")
-class DrnMiou(LoopEvaluator):
+class DrnMiou(WeightsEvaluator):
   """Cityscapes mIoU of {"pred"} photos against {"label"} trainId maps (see module)."""
   inputs = (("images", "pred"), ("labels", "label"))
 
@@ -122,12 +122,6 @@ class DrnMiou(LoopEvaluator):
     self._fns: dict = {}  # out_hw -> jitted (params, images) -> labels
     super().__init__(keys)
 
-  @property
-  def off(self) -> bool:
-    return self.weights == "off"
-
-  def required_keys(self):
-    return [] if self.off else super().required_keys()
 
   def reset(self):
     self.impl = segmentation.MiouEvaluator(self.num_classes)

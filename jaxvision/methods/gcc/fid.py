@@ -26,7 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from jaxvision.core.errors import ConfigError
-from jaxvision.core.evaluation import LoopEvaluator, register
+from jaxvision.core.evaluation import WeightsEvaluator, register
 from jaxvision.evaluators import gan, inception
 from jaxvision.evaluators.base import ConcatAccumulator
 
@@ -44,7 +44,7 @@ def resolve_weights(weights: str) -> str:
 
 
 @register("gan_fid")
-class ImageFid(LoopEvaluator):
+class ImageFid(WeightsEvaluator):
   """FID / KID of {"pred"} against {"target"} images of the same eval split (see module)."""
   inputs = (("fake", "pred"), ("real", "target"))
   optional = (("fake_valid", "fake_valid"), ("real_valid", "real_valid"))
@@ -65,12 +65,6 @@ class ImageFid(LoopEvaluator):
     self._real: Optional[np.ndarray] = None
     super().__init__(keys)
 
-  @property
-  def off(self) -> bool:
-    return self.weights == "off"
-
-  def required_keys(self):
-    return [] if self.off else super().required_keys()
 
   def reset(self):
     self.acc = ConcatAccumulator()
