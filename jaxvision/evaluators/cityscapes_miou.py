@@ -122,7 +122,6 @@ class DrnMiou(WeightsEvaluator):
     self._fns: dict = {}  # out_hw -> jitted (params, images) -> labels
     super().__init__(keys)
 
-
   def reset(self):
     self.impl = segmentation.MiouEvaluator(self.num_classes)
 

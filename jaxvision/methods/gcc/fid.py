@@ -65,7 +65,6 @@ class ImageFid(WeightsEvaluator):
     self._real: Optional[np.ndarray] = None
     super().__init__(keys)
 
-
   def reset(self):
     self.acc = ConcatAccumulator()
 
