@@ -12,6 +12,14 @@ def state_leaves(state) -> list[np.ndarray]:
           if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)]
 
 
+def smoke_run(config, tmp_path_factory, name: str):
+  """One uninterrupted run of `config` in a fresh workdir -> (Trainer, summary, config, workdir)
+  (for a module-scoped fixture shared by several assertions)."""
+  workdir = str(tmp_path_factory.mktemp(name))
+  trainer = loop.Trainer(config, workdir)
+  return trainer, trainer.run(), config, workdir
+
+
 def assert_resumes_exactly(make_config, full: "loop.Trainer", stop_at_step: int,
                            workdir) -> "loop.Trainer":
   """Runs make_config() in `workdir` until it is preempted at `stop_at_step`, resumes it to

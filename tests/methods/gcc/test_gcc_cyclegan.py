@@ -18,7 +18,7 @@ from jaxvision.evaluators import gan
 from jaxvision.methods.gcc import data as gdata
 from jaxvision.methods.gcc import gan_losses
 from jaxvision.methods.gcc import method as gm
-from resume_check import assert_resumes_exactly
+from resume_check import assert_resumes_exactly, smoke_run
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 # spec §2.2: the official hard-coded cfgs, 2.398 G / 2.708 G thop-legacy MACs at 256x256
@@ -163,10 +163,7 @@ def _smoke():
 
 @pytest.fixture(scope="module")
 def cyc_run(tmp_path_factory):
-  c = _smoke()
-  d = str(tmp_path_factory.mktemp("gcc_cyc"))
-  t = loop.Trainer(c, d)
-  return t, t.run(), c, d
+  return smoke_run(_smoke(), tmp_path_factory, "gcc_cyc")
 
 
 @pytest.mark.slow

@@ -6,8 +6,7 @@ import pytest
 
 import jaxvision.methods.gcc  # noqa: F401  (registers "gcc")
 from jaxvision.config_lib import load_config_file
-from jaxvision.core import loop
-from resume_check import assert_resumes_exactly
+from resume_check import assert_resumes_exactly, smoke_run
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
@@ -18,9 +17,7 @@ def _smoke():
 
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
-  c = _smoke()
-  t = loop.Trainer(c, str(tmp_path_factory.mktemp("gcc_full")))
-  return t, t.run(), c
+  return smoke_run(_smoke(), tmp_path_factory, "gcc_full")[:3]
 
 
 @pytest.mark.slow

@@ -7,11 +7,10 @@ from flax import nnx
 
 import jaxvision.methods  # noqa: F401  (registers "gcc" and its datasets)
 from jaxvision.config_lib import load_config_file
-from jaxvision.core import loop
 from jaxvision.methods.gcc import data as gdata
 from jaxvision.methods.gcc import pruning
 from jaxvision.models import gan
-from resume_check import assert_resumes_exactly
+from resume_check import assert_resumes_exactly, smoke_run
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
@@ -53,9 +52,7 @@ def _smoke():
 
 @pytest.fixture(scope="module")
 def sagan_run(tmp_path_factory):
-  c = _smoke()
-  t = loop.Trainer(c, str(tmp_path_factory.mktemp("gcc_sagan")))
-  return t, t.run(), c
+  return smoke_run(_smoke(), tmp_path_factory, "gcc_sagan")[:3]
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import jaxvision.methods  # noqa: F401  (registers "gcc" and the photos datasets
 from jaxvision.config_lib import load_config_file
 from jaxvision.core import loop
 from jaxvision.methods.gcc import method as gm
-from resume_check import assert_resumes_exactly
+from resume_check import assert_resumes_exactly, smoke_run
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[3]
 
@@ -24,10 +24,7 @@ def _smoke():
 
 @pytest.fixture(scope="module")
 def sr_run(tmp_path_factory):
-  c = _smoke()
-  d = str(tmp_path_factory.mktemp("gcc_sr"))
-  t = loop.Trainer(c, d)
-  return t, t.run(), c, d
+  return smoke_run(_smoke(), tmp_path_factory, "gcc_sr")
 
 
 @pytest.mark.slow
