@@ -40,9 +40,10 @@ def test_every_variant_is_valid(repo_root, name):
 def test_smoke_runs(load_config, repo_root, tmp_path, name):
   mod = _core_loop(repo_root, name)
   other = getattr(mod, "SMOKE_TESTED_BY", "")
-  if other:  # that file trains the same :smoke config through loop.train and resumes it
+  if other:  # that file trains the same :smoke config through the loop and resumes it
     text = (repo_root / other).read_text()
-    assert "smoke" in text and ("loop.train" in text or "Trainer(" in text), other
+    runs = ("loop.train", "Trainer(", "smoke_run(", "assert_resumes_exactly(")
+    assert "smoke" in text and any(r in text for r in runs), other
     pytest.skip(f"configs/{name}.py:smoke runs in {other}")
   c = load_config(name, "smoke")
   c.progress = False
