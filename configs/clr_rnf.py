@@ -41,6 +41,10 @@ Options (config.clr_rnf): pr_target; lam (None = paper's λ); ranking 'clr' | 'm
 official quirk); flops_mode None | 'measured' | 'table'; inherit_bn; residual_select 'code' |
 'aligned' (ResNet-50); seed; dense_epochs / dense_steps; dense_optim.
 """
+
+# The :smoke run (train, eval, checkpoint, resume) is tested by this file; the
+# generic tests/configs smoke test does not run it a second time.
+SMOKE_TESTED_BY = "tests/methods/clr_rnf/test_clr_rnf_method.py"
 from jaxvision import config_lib
 from jaxvision.methods.clr_rnf.config import defaults
 

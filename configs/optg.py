@@ -50,6 +50,10 @@ per-layer sparsity, sparse FLOPs (dense MACs x layer density) and params; the
 workdir also gets layer_sparsity.png, sparsity_vs_step.png and export/
 (evaluate alone with ``python -m jaxvision.methods.optg.evaluate --export=...``).
 """
+
+# The :smoke run (train, eval, checkpoint, exact resume) is tested by this file; the
+# generic tests/configs smoke test does not run it a second time.
+SMOKE_TESTED_BY = "tests/methods/optg/test_optg_method.py"
 from jaxvision import config_lib
 from jaxvision.methods.optg.config import defaults
 

@@ -66,6 +66,8 @@ def test_smoke_resumes_after_transition(load_config, tmp_path):
     loop.train(c, str(tmp_path), stop_at_step=5)  # dense 4 steps, prune, 1 fine-tune step
   s = loop.train(c, str(tmp_path))
   assert s["steps"] == 8 and s["widths"] != s["dense_widths"]
+  assert s["final"] and (tmp_path / "summary.json").exists()
+  assert any((tmp_path / "checkpoints").iterdir())
   assert set(s["stages"]) == {"dense", "finetune"}
   assert {"start", "end"} <= set(s["stages"]["finetune"])
   for unit, kept in s["kept_indices"].items():

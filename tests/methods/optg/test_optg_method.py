@@ -49,6 +49,7 @@ def test_optg_smoke_resume_keeps_masks_and_scores(load_config, tmp_path):
   assert s_full["sparsity"] == pytest.approx(1 - topk.keep_count(n, 0.8) / n)
   assert s_full["final"]["top1"] == pytest.approx(s_res["final"]["top1"])
   wd = tmp_path / "full"
+  assert any((wd / "checkpoints").iterdir())
   for f in ("summary.json", "layer_sparsity.png", "sparsity_vs_step.png", "export/meta.json"):
     assert (wd / f).exists(), f
   summ = json.loads((wd / "summary.json").read_text())
