@@ -19,8 +19,9 @@ and padding mask `text_mask: [B, L]` (True = padded word).
 
 Dropout is functional: pass `rng` (a jax key) with `train=True`; without it dropout is off.
 
-Official PyTorch REC checkpoints (github.com/luogen1996/LaConvNet, `det_best.pth`):
-`load_official_checkpoint(model, path)` for `laconvnet_vl` (all keys) or LaConvNet (visual part);
+Official PyTorch REC and RES checkpoints (github.com/luogen1996/LaConvNet, `laconvnet_det` /
+`laconvnet_seg`): `load_official_checkpoint(model, path)` for `laconvnet_vl` (all keys) or
+LaConvNet (visual part), built with head='rec' or head='res' to match the file;
 `LaConvNet.torch_naming_rules()` serves `torch_import.load_torch_checkpoint`; token ids must
 follow `official_vocab` (the official first-occurrence order).
 """
@@ -493,7 +494,10 @@ def decode_rec(raw: jax.Array, stride: int) -> dict:
 
 
 class ASPP(nnx.Module):
-  """1x1, three dilated 3x3 and image pooling branches (Conv-BN-LeakyReLU(0.1), `c` each)."""
+  """1x1, three dilated 3x3 and image pooling branches (Conv-BN-LeakyReLU(0.1), `c` each),
+  concatenated in that order (official `aspp_decoder` conv0, conv1-3, conv4 on the pooled map).
+
+  x: [B, h, w, cin] -> [B, h, w, c * (2 + len(dilations))]."""
 
   def __init__(self, cin, c, dilations, *, rngs, dtype=jnp.float32):
     self.b0 = ConvBnAct(cin, c, 1, act="leaky", rngs=rngs, dtype=dtype)
@@ -510,7 +514,10 @@ class ASPP(nnx.Module):
 
 class ResHead(nnx.Module):
   """Spec §3.3 RES: PAFPN outputs -> second top-down path -> s8 map -> ASPP -> 1x1 -> 1 logit ->
-  bilinear x8 (align_corners). -> logits [B, H, W] at input resolution."""
+  bilinear x8 (align_corners). -> logits [B, H, W] at input resolution.
+
+  Official `laconvnet_seg`: td = `detection_neck` (PAFPN_OnePath), aspp + cls =
+  `head.sconv.0` (aspp_decoder: conv0..conv4, out_proj with bias), then UpsamplingBilinear2d(8)."""
 
   def __init__(self, chans, aspp_c, dilations, n, *, rngs, dtype=jnp.float32):
     self.td = TopDown(chans, n, rngs=rngs, dtype=dtype)
@@ -691,7 +698,8 @@ class LaConvNet(nnx.Module):
 
   def torch_naming_rules(self) -> dict:
     """{'official': nnx layer path -> module prefix of the official PyTorch `Net`
-    (github.com/luogen1996/LaConvNet, REC: visual_encoder.*, multi_scale_manner.*, head.*)}.
+    (github.com/luogen1996/LaConvNet, REC: visual_encoder.*, multi_scale_manner.*, head.*;
+    RES: the same plus detection_neck.*, with head.sconv.0.* as the mask head)}.
 
     `torch_import.load_torch_checkpoint(model, sd)` uses it; a full official checkpoint also
     holds `lang_encoder.*` (reported as unexpected here): load it into `laconvnet_vl` with
@@ -708,10 +716,13 @@ class LaConvNet(nnx.Module):
 
 # ----------------------------------------------------------------------------- PyTorch import
 # Official REC `Net` (models/laconvnet_det/net.py): lang_encoder (LSTM_SA), visual_encoder
-# (LaConvNet), multi_scale_manner (PAFPN), head (REChead). Layouts: Conv2d OIHW -> HWIO;
-# 1x1 Conv2d [o, i, 1, 1] and Linear [o, i] -> nnx.Linear [i, o]; GRU weight_{ih,hh}_l0
-# [3H, in] -> Linear [in, 3H] (gate order r, z, n in both); BatchNorm weight/bias/running_* ->
-# scale/bias/mean/var; MCAN LayerNorm and the embedding table are copied as they are.
+# (LaConvNet), multi_scale_manner (PAFPN), head (REChead). Official RES `Net`
+# (models/laconvnet_seg/net.py): the same first three, detection_neck (PAFPN_OnePath: the
+# top-down half of PAFPN = our ResHead.td) and head (REShead: sconv.0 = aspp_decoder, whose
+# darknet_conv branches name their BN 'batch_norm'; sconv.1 = UpsamplingBilinear2d, no tensors).
+# Layouts: Conv2d OIHW -> HWIO; 1x1 Conv2d [o, i, 1, 1] and Linear [o, i] -> nnx.Linear [i, o];
+# GRU weight_{ih,hh}_l0 [3H, in] -> Linear [in, 3H] (gate order r, z, n in both); BatchNorm
+# weight/bias/running_* -> scale/bias/mean/var; MCAN LayerNorm and the embedding table as they are.
 
 OFFICIAL_NAMING = "official"
 # Computed by the official language encoder but used by neither the REC nor the RES net.
@@ -727,6 +738,10 @@ _NECK_NAMES = {"td/lateral": "lateral_conv0", "td/c3_p4": "C3_p4", "td/reduce": 
                "bu_conv1": "bu_conv1", "c3_n4": "C3_n4"}
 _HEAD_NAMES = {"stem": "stems.0", "conv1": "reg_convs.0.0", "conv2": "reg_convs.0.1",
                "reg": "reg_preds.0", "obj": "obj_preds.0"}
+# ResHead: ASPP branch -> aspp_decoder (layers/conv_layer.py) child; cls -> its out_proj.
+_ASPP_NAMES = {"b0": "conv0", "bd/0": "conv1", "bd/1": "conv2", "bd/2": "conv3", "pool": "conv4"}
+_ASPP_LAYERS = {"conv": "conv", "bn": "batch_norm"}
+OFFICIAL_ASPP_DILATIONS = (6, 12, 18)
 _SA_NAMES = {"q": "mhatt.linear_q", "k": "mhatt.linear_k", "v": "mhatt.linear_v",
              "merge": "mhatt.linear_merge", "fc1": "ffn.mlp.fc.linear", "fc2": "ffn.mlp.linear",
              "norm1": "norm1", "norm2": "norm2"}
@@ -734,9 +749,10 @@ _SA_NAMES = {"q": "mhatt.linear_q", "k": "mhatt.linear_k", "v": "mhatt.linear_v"
 
 def official_torch_name(path: str) -> str:
   """nnx layer path of LaConvNet (or `laconvnet_vl`: 'visual/...', 'language/...') -> the
-  module prefix in the official PyTorch REC `Net`, e.g.
+  module prefix in the official PyTorch REC / RES `Net`, e.g.
   'stages/1/blocks/0/cond/q' -> 'visual_encoder.blocks.1.1.cond_generator.mha.linear_q'
-  (stages 2-5 start with their stride-2 Pool at index 0)."""
+  (stages 2-5 start with their stride-2 Pool at index 0), 'head/td/c3_p3/conv1/bn' ->
+  'detection_neck.C3_p3.conv1.bn', 'head/aspp/bd/0/bn' -> 'head.sconv.0.conv1.batch_norm'."""
   parts = path.split("/")
   if parts[0] == "visual":
     parts = parts[1:]
@@ -762,13 +778,24 @@ def official_torch_name(path: str) -> str:
       n = 2 if parts[1] == "td" else 1
       tail = ".".join(parts[1 + n:])
       return f"multi_scale_manner.{_NECK_NAMES['/'.join(parts[1:1 + n])]}.{tail}".rstrip(".")
+    elif parts[0] == "head" and parts[1] == "td":  # RES: PAFPN_OnePath
+      tail = ".".join(parts[3:])
+      return f"detection_neck.{_NECK_NAMES['td/' + parts[2]]}.{tail}".rstrip(".")
+    elif parts[0] == "head" and parts[1] == "aspp":  # RES: aspp_decoder branches
+      n = 2 if parts[2] == "bd" else 1
+      branch = _ASPP_NAMES["/".join(parts[2:2 + n])]
+      layer = "/".join(parts[2 + n:])
+      return f"head.sconv.0.{branch}" + (f".{_ASPP_LAYERS[layer]}" if layer else "")
+    elif parts[0] == "head" and parts[1] == "cls" and len(parts) == 2:  # RES: 1x1 -> 1 logit
+      return "head.sconv.0.out_proj"
     elif parts[0] == "head":
       tail = ".".join(parts[2:])
       return f"head.{_HEAD_NAMES[parts[1]]}.{tail}".rstrip(".")
   except (KeyError, IndexError, ValueError):
     pass
-  raise ValueError(f"layer {path!r} has no counterpart in the official LaConvNet REC net "
-                   "(official checkpoints cover conv_type='laconv' with head 'rec' or 'none').")
+  raise ValueError(f"layer {path!r} has no counterpart in the official LaConvNet REC/RES net "
+                   "(official checkpoints cover conv_type='laconv' with head 'rec', 'res' or "
+                   "'none').")
 
 
 def official_vocab(texts: Iterable[str], specials: Sequence[str] = ("[PAD]", "[UNK]", "[CLS]"),
@@ -791,10 +818,16 @@ def _check_official(model) -> None:
   if not isinstance(net, LaConvNet):
     raise TypeError(f"official LaConvNet import needs a LaConvNet or laconvnet_vl model, got "
                     f"{type(model).__name__}.")
-  if net.conv_type != "laconv" or net.head_type not in ("rec", "none"):
-    raise ValueError(f"official LaConvNet checkpoints are REC nets: build with conv_type='laconv' "
-                     f"and head='rec' (or 'none'), got conv_type={net.conv_type!r}, "
-                     f"head={net.head_type!r}.")
+  if net.conv_type != "laconv" or net.head_type not in ("rec", "res", "none"):
+    raise ValueError(f"official LaConvNet checkpoints are REC or RES nets: build with "
+                     f"conv_type='laconv' and head='rec' or 'res' (or 'none'), got "
+                     f"conv_type={net.conv_type!r}, head={net.head_type!r}.")
+  if net.head_type == "res":
+    rates = tuple(int(m.conv.kernel_dilation[0]) for m in net.head.aspp.bd)
+    if rates != OFFICIAL_ASPP_DILATIONS:  # same tensor shapes, different net: refuse loudly
+      raise ValueError(f"official LaConvNet RES checkpoints use ASPP dilations "
+                       f"{OFFICIAL_ASPP_DILATIONS}, the model has {rates}; build with "
+                       f"aspp_dilations={OFFICIAL_ASPP_DILATIONS}.")
 
 
 def _torch_layout(kind: str):
@@ -809,7 +842,7 @@ def _torch_layout(kind: str):
 
 def official_torch_tensors(model) -> list[tuple[str, nnx.Variable, object, tuple[int, ...]]]:
   """[(official key, variable, convert fn or None, expected torch shape)] for every tensor of a
-  LaConvNet / `laconvnet_vl` REC model (GRU, MCAN LayerNorm and embedding included)."""
+  LaConvNet / `laconvnet_vl` REC or RES model (GRU, MCAN LayerNorm and embedding included)."""
   _check_official(model)
   out = []
 
@@ -847,12 +880,14 @@ def official_torch_tensors(model) -> list[tuple[str, nnx.Variable, object, tuple
 
 def load_official_checkpoint(model, path_or_state_dict, *, strict: bool = True,
                              ignore: Sequence[str] = OFFICIAL_UNUSED):
-  """Copies an official LaConvNet REC checkpoint into `model` in place and returns it.
+  """Copies an official LaConvNet REC or RES checkpoint into `model` in place and returns it.
 
   Args:
     model: `laconvnet_vl` (language encoder + LaConvNet: every key of the official `Net`) or
-      a LaConvNet (visual_encoder/multi_scale_manner/head; pass ignore=('lang_encoder.',)).
-      Sizes must match (variant 'S'/'B', text_dim 512, embed_dim 300, vocab_size of the
+      a LaConvNet (visual_encoder/multi_scale_manner/[detection_neck/]head; pass
+      ignore=('lang_encoder.',)). head='rec' for `laconvnet_det` files, head='res' (default
+      aspp_channels = 128 and aspp_dilations (6, 12, 18)) for `laconvnet_seg` files. Sizes
+      must match (variant 'S'/'B', text_dim 512, embed_dim 300, vocab_size of the
       checkpoint's embedding).
     path_or_state_dict: `train.py`'s {'state_dict': ...} file (EMA weights), a bare state_dict
       or a mapping; a DDP 'module.' prefix is stripped.
@@ -863,8 +898,9 @@ def load_official_checkpoint(model, path_or_state_dict, *, strict: bool = True,
   sd = ti.read_state_dict(path_or_state_dict)
   ti.copy_tensors(official_torch_tensors(model), sd, strict=strict, ignore=tuple(ignore),
                   title=f"official LaConvNet checkpoint does not match {type(model).__name__}",
-                  hint="Build the model with the checkpoint's variant and sizes, load a "
-                       "LaConvNet with ignore=('lang_encoder.',), or pass strict=False.")
+                  hint="Build the model with the checkpoint's variant, sizes and head ('rec' for "
+                       "laconvnet_det files, 'res' for laconvnet_seg files), load a LaConvNet "
+                       "with ignore=('lang_encoder.',), or pass strict=False.")
   return model
 
 

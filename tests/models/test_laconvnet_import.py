@@ -334,7 +334,7 @@ def _randomize(net, gen):
   well above the tolerance (torch's default init fades it out)."""
   for name, m in net.named_modules():
     if isinstance(m, (nn.Conv2d, nn.Linear)):
-      gain = 2.0 if name.startswith(("multi_scale_manner", "head")) else 1.0
+      gain = 2.0 if name.startswith(("multi_scale_manner", "detection_neck", "head")) else 1.0
       m.weight.data = torch.randn(m.weight.shape, generator=gen) * math.sqrt(
           gain / m.weight[0].numel())
   for m in net.modules():
@@ -425,8 +425,9 @@ def test_official_names_closed_form():
   assert n("head/conv2/conv") == "head.reg_convs.0.1.conv"
   assert n("head/obj") == "head.obj_preds.0"
   assert n("language/sa/0/fc1") == "lang_encoder.sa_list.0.ffn.mlp.fc.linear"
-  with pytest.raises(ValueError, match="no counterpart"):
-    n("head/aspp/b0/conv")
+  for path in ("head/vflat/fc", "fusion/0/proj/conv", "head/aspp/b1/conv"):
+    with pytest.raises(ValueError, match="no counterpart"):
+      n(path)
 
 
 def test_language_features_match(outputs):

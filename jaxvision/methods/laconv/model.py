@@ -55,7 +55,8 @@ class LaConvVL(nnx.Module):
     return {laconvnet.OFFICIAL_NAMING: laconvnet.official_torch_name}
 
   def load_torch_state_dict(self, src, *, naming: str = "auto", strict: bool = True):
-    """The official REC checkpoint (language encoder + trunk + neck + head), see
+    """The official REC or RES checkpoint (language encoder + trunk + neck + head; build with
+    head='rec' for `laconvnet_det` files, head='res' for `laconvnet_seg` files), see
     `laconvnet.load_official_checkpoint`; used by `torch_import.load_torch_checkpoint`."""
     if naming not in ("auto", laconvnet.OFFICIAL_NAMING):
       raise ValueError(f"laconvnet_vl loads naming 'official' only, got {naming!r}.")
