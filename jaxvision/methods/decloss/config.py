@@ -21,7 +21,9 @@ def defaults() -> ml_collections.ConfigDict:
   'l1' (L1 only), 'decloss' (L1 + L_HF + λ·L_SCL), 'gan' (ESRGAN: 0.01·L1 + perceptual +
   0.005·RaGAN with the discriminator role). extractor: 'random' (fixed random conv net,
   stated in the summary) or 'vgg19' (torchvision VGG-19 weights from
-  models.extractor.init.torch_checkpoint, also used for the perceptual role). lpips_alexnet:
+  models.extractor.init.torch_checkpoint, also used for the perceptual role).
+  finetune_lr_multiplier: scales the generator's lr in every fine-tune stage, all variants
+  alike (1 = the pretrain lr, as in spec §4 P2). lpips_alexnet:
   torchvision AlexNet weights (alexnet-owt-7be5be79.pth) to add the calibrated LPIPS v0.1
   (`lpips`, also the speed-ratio target) to every evaluation; lpips_lin: its linear layers
   ("" = weights/v0.1/alex.pth of the installed `lpips` package). "" = the proxy only.
@@ -34,6 +36,7 @@ def defaults() -> ml_collections.ConfigDict:
       "pretrain_steps": 0,
       "finetune_steps": 1000,
       "eval_every_steps": 0,
+      "finetune_lr_multiplier": 1.0,
       "extractor": "random",
       "loss": loss_defaults(),
       "gan": {"w_pix": 0.01, "w_percep": 1.0, "w_gan": 0.005},

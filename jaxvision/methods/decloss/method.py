@@ -107,8 +107,11 @@ def validate(ctx) -> None:
 
 
 # ------------------------------------------------------------------ state
-def _tx(ctx, role):
-  return roles.make_tx(ctx, role, int(_dcfg(ctx).finetune_steps))
+def _tx(ctx, role, finetune: bool = False):
+  """The role's optimizer; fine-tune stages scale the generator's lr schedule by
+  `decloss.finetune_lr_multiplier` (the same for every variant)."""
+  mult = float(_dcfg(ctx).finetune_lr_multiplier) if finetune and role == "generator" else 1.0
+  return roles.make_tx(ctx, role, int(_dcfg(ctx).finetune_steps), lr_multiplier=mult)
 
 
 def init(ctx: RunContext, rng, meta):
@@ -144,7 +147,7 @@ def transition(ctx: RunContext, state, meta, next_stage: Stage):
   g = {"params": jax.tree.map(np.copy, extras["g_init"]), "rest": models["generator"]["rest"]}
   models["generator"] = g
   opt = dict(state["opt"])
-  opt["generator"] = jax.device_get(_tx(ctx, "generator").init(g["params"]))
+  opt["generator"] = jax.device_get(_tx(ctx, "generator", True).init(g["params"]))
   return {**state, "models": models, "opt": opt, "extras": extras}, {}
 
 
@@ -224,7 +227,7 @@ def make_gan_losses(ctx, meta):
 def train_step(ctx: RunContext, meta, stage: Stage):
   v = stage.variant or "l1"
   gg = roles.graphdef(ctx, meta, "generator")
-  tx = _tx(ctx, "generator")
+  tx = _tx(ctx, "generator", stage.kind == "finetune")
   if v == "l1":
     return _single("generator", gg, tx, l1_loss)
   if v == "decloss":

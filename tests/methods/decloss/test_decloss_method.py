@@ -165,3 +165,22 @@ def test_calibrated_lpips_and_niqe_join_every_evaluation(load_config, tmp_path):
   assert out["lpips"].shape == (2,) and np.all(np.asarray(out["lpips"]) > 0)
   assert out["pred"].shape == (2, 48, 40, 3)
   np.testing.assert_array_equal(out["hw"], [[48, 40], [48, 40]])
+
+
+def test_finetune_lr_multiplier_scales_only_the_generator_finetune(load_config, tmp_path):
+  """decloss.finetune_lr_multiplier m: a fine-tune stage's generator Adam step is m times the
+  pretrain one on the same gradient (Adam's first step is lr·sign-like, so exactly m×); the
+  discriminator's is unchanged."""
+  from jaxvision.methods.decloss import method as dm
+  c = load_config("decloss", "smoke")
+  assert c.decloss.finetune_lr_multiplier == 1.0  # default: the pretrain lr (spec P2)
+  c.decloss.finetune_lr_multiplier = 0.25
+  ctx, _ = loop.build_context(c, str(tmp_path / "m"))
+  p = {"w": jnp.asarray([1.0, -2.0, 3.0])}
+  g = {"w": jnp.asarray([0.5, -1.0, 2.0])}
+  step = lambda tx: tx.update(g, tx.init(p), p)[0]["w"]  # noqa: E731
+  pre, fine = step(dm._tx(ctx, "generator")), step(dm._tx(ctx, "generator", True))
+  assert float(jnp.max(jnp.abs(pre))) > 0
+  np.testing.assert_allclose(fine, 0.25 * pre, rtol=1e-6)
+  np.testing.assert_allclose(step(dm._tx(ctx, "discriminator", True)),
+                             step(dm._tx(ctx, "discriminator")), rtol=1e-7)
