@@ -355,6 +355,19 @@ def _randomize(net, gen):
 pytestmark = pytest.mark.usefixtures("fast_compiles")  # compile-bound tiny programs
 
 
+def save_official(net, path, **extra):
+  """Saves `net` as the official train.py does: {'state_dict': {'module.' + key: tensor}}."""
+  torch.save({"epoch": 3, **extra,
+              "state_dict": {"module." + k: v for k, v in net.state_dict().items()}}, path)
+  return path
+
+
+def sample_inputs():
+  """Two 64x64 images in [0, 1] (NHWC) and their token ids (PAD = 0)."""
+  img = np.random.default_rng(0).uniform(0.0, 1.0, (2, 64, 64, 3)).astype(np.float32)
+  return img, np.array([[5, 9, 3, 17, 0, 0], [4, 19, 8, 2, 11, 6]], np.int32)
+
+
 def _spec():
   conds = tuple(d * t // 2 if d < 128 else d for d, t in zip(DIMS, PACKS))
   return L.TrunkSpec(dims=DIMS, groups=GROUPS, packings=PACKS, kernels=KERNELS, heads=8,
@@ -375,9 +388,7 @@ def pair(tmp_path_factory):
   net = Net(VOCAB, EMBED, HIDDEN, HEADS, DIMS, GROUPS, PACKS, KERNELS, NECK_N, REC_HID)
   _randomize(net, torch.Generator().manual_seed(1))
   net.eval()
-  path = tmp_path_factory.mktemp("laconv") / "det_best.pth"
-  torch.save({"epoch": 3, "state_dict": {"module." + k: v for k, v in net.state_dict().items()}},
-             path)
+  path = save_official(net, tmp_path_factory.mktemp("laconv") / "det_best.pth")
   model = _ours()
   L.load_official_checkpoint(model, str(path))
   return net, model, net.state_dict()
@@ -386,9 +397,7 @@ def pair(tmp_path_factory):
 @pytest.fixture(scope="module")
 def outputs(pair):
   net, model, _ = pair
-  rng = np.random.default_rng(0)
-  img = rng.uniform(0.0, 1.0, (2, 64, 64, 3)).astype(np.float32)
-  ids = np.array([[5, 9, 3, 17, 0, 0], [4, 19, 8, 2, 11, 6]], np.int32)  # PAD = 0
+  img, ids = sample_inputs()
   with torch.no_grad():
     t_feat, t_maps, t_raw, t_pred = net(torch.from_numpy(img).permute(0, 3, 1, 2),
                                 torch.from_numpy(ids).long())

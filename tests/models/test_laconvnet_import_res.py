@@ -116,9 +116,7 @@ def pair(tmp_path_factory):
   net = _torch_net()
   R._randomize(net, torch.Generator().manual_seed(2))
   net.eval()
-  path = tmp_path_factory.mktemp("laconv_res") / "seg_best.pth"
-  torch.save({"epoch": 3, "lr": 1e-4, "state_dict": {"module." + k: v
-                                                     for k, v in net.state_dict().items()}}, path)
+  path = R.save_official(net, tmp_path_factory.mktemp("laconv_res") / "seg_best.pth", lr=1e-4)
   # Shapes only (cheap): the strict load must then give every variable a concrete value.
   model = nnx.eval_shape(lambda: LaConvVL(rngs=nnx.Rngs(0), spec=R._spec(), **SIZES))
   load_torch_checkpoint(model, str(path))  # -> LaConvVL.load_torch_state_dict -> official loader
@@ -128,9 +126,7 @@ def pair(tmp_path_factory):
 @pytest.fixture(scope="module")
 def outputs(pair):
   net, model, _ = pair
-  rng = np.random.default_rng(0)
-  img = rng.uniform(0.0, 1.0, (2, 64, 64, 3)).astype(np.float32)
-  ids = np.array([[5, 9, 3, 17, 0, 0], [4, 19, 8, 2, 11, 6]], np.int32)  # PAD = 0
+  img, ids = R.sample_inputs()
   with torch.no_grad():
     t_s8, t_logits = net(torch.from_numpy(img).permute(0, 3, 1, 2), torch.from_numpy(ids).long())
   g, st = nnx.split(model)
