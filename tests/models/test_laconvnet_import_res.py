@@ -3,13 +3,10 @@
 The official RES `Net` (models/laconvnet_seg/net.py) is the REC net's lang_encoder,
 visual_encoder and multi_scale_manner (PAFPN) plus detection_neck (PAFPN_OnePath: a second
 top-down path) and head (REShead: sconv = [aspp_decoder(128, 128, 1), UpsamplingBilinear2d(x8)]).
-The trunk mirror is reused from test_laconvnet_import.py; the seg modules below keep the official
+The trunk mirror is reused from tests/laconvnet_torch_mirror.py; the seg modules below keep the official
 names and forward. A random-init tiny copy is saved as `train.py` does, imported into
 `laconvnet_vl` (head='res') and both nets are run on the same input.
 """
-import importlib.util
-import pathlib
-
 import jax
 import numpy as np
 import pytest
@@ -22,10 +19,7 @@ from jaxvision.models.torch_import import CheckpointMismatchError, load_torch_ch
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
 
-_spec_file = pathlib.Path(__file__).with_name("test_laconvnet_import.py")
-_spec = importlib.util.spec_from_file_location("_laconvnet_rec_mirror", _spec_file)
-R = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(R)  # the REC torch mirror (trunk, PAFPN, language encoder)
+import laconvnet_torch_mirror as R  # noqa: E402  (the REC torch mirror: trunk, PAFPN, language)
 
 
 # ----------------------------------------------------------------------------- torch mirror
@@ -114,11 +108,11 @@ def _torch_net():
 def pair(tmp_path_factory):
   torch.manual_seed(0)
   net = _torch_net()
-  R._randomize(net, torch.Generator().manual_seed(2))
+  R.randomize(net, torch.Generator().manual_seed(2))
   net.eval()
   path = R.save_official(net, tmp_path_factory.mktemp("laconv_res") / "seg_best.pth", lr=1e-4)
   # Shapes only (cheap): the strict load must then give every variable a concrete value.
-  model = nnx.eval_shape(lambda: LaConvVL(rngs=nnx.Rngs(0), spec=R._spec(), **SIZES))
+  model = nnx.eval_shape(lambda: LaConvVL(rngs=nnx.Rngs(0), spec=R.tiny_spec(), **SIZES))
   load_torch_checkpoint(model, str(path))  # -> LaConvVL.load_torch_state_dict -> official loader
   return net, model, net.state_dict()
 
