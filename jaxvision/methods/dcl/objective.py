@@ -19,21 +19,26 @@ class DCLNet(nnx.Module):
   """A classifier backbone plus DCL's embedding head ("feature_squeeze").
 
   `backbone` must expose `features(x, train) -> [B, h, w, C]` and `head(fmap, train) ->
-  logits` (e.g. jaxvision EfficientNet). The embedding is a 1x1 conv C -> 1 with bias on the
-  feature map, flattened to [B, h*w] and L2-normalised: its dimension is h*w (100 for B4 at
-  299x299). Call: `net(x, train) -> {"logits": [B, classes], "embedding": [B, h*w] (float32,
-  unit norm), "fmap": [B, h, w, C]}`.
+  logits` (e.g. jaxvision EfficientNet). The embedding is a 1x1 conv C -> embed_channels with
+  bias on the feature map, flattened to [B, h*w*embed_channels] and L2-normalised: official
+  embed_channels 1 gives dimension h*w (100 for B4 at 299x299); small inputs (a 3x3 map at
+  72 px) can keep more channels so the contrastive losses have more than h*w dimensions.
+  Call: `net(x, train) -> {"logits": [B, classes], "embedding": [B, h*w*embed_channels]
+  (float32, unit norm), "fmap": [B, h, w, C]}`.
   """
 
-  def __init__(self, backbone: nnx.Module, *, rngs: nnx.Rngs, channels: int | None = None):
+  def __init__(self, backbone: nnx.Module, *, rngs: nnx.Rngs, channels: int | None = None,
+               embed_channels: int = 1):
     for attr in ("features", "head"):
       if not callable(getattr(backbone, attr, None)):
         raise TypeError(f"DCLNet needs a backbone with .features and .head; "
                         f"{type(backbone).__name__} has no .{attr}.")
     if channels is None:
       channels = backbone.widths[-1]
+    if embed_channels < 1:
+      raise ValueError(f"DCLNet: embed_channels must be >= 1 (official 1), got {embed_channels}.")
     self.backbone = backbone
-    self.squeeze = nnx.Conv(channels, 1, kernel_size=(1, 1), use_bias=True,
+    self.squeeze = nnx.Conv(channels, embed_channels, kernel_size=(1, 1), use_bias=True,
                             dtype=getattr(backbone, "dtype", jnp.float32),
                             param_dtype=jnp.float32, rngs=rngs)
 
@@ -83,17 +88,17 @@ def combine(terms: dict[str, jax.Array], weights: dict[str, jax.Array]) -> jax.A
 class DCLModel(DCLNet):
   """DCLNet built from a registered backbone (zoo name "dcl_net").
 
-  Kwargs: backbone (a zoo name with .features/.head, default 'tf_efficientnet_b4'), then the
-  backbone's own kwargs (width_multiplier, depth_multiplier, dtype, dropout, ...). Widths are
+  Kwargs: backbone (a zoo name with .features/.head, default 'tf_efficientnet_b4'),
+  embed_channels (the squeeze's output channels, official 1), then the backbone's own kwargs (width_multiplier, depth_multiplier, dtype, dropout, ...). Widths are
   the backbone's. Call: see DCLNet.
   """
   default_input_shape = (299, 299, 3)
 
   def __init__(self, num_classes: int = 2, *, rngs: nnx.Rngs, widths=None,
-               backbone: str = "tf_efficientnet_b4", **kw):
+               backbone: str = "tf_efficientnet_b4", embed_channels: int = 1, **kw):
     from jaxvision import models  # pylint: disable=import-outside-toplevel
     bb = models.build(backbone, num_classes, rngs=rngs, widths=widths, **kw)
-    super().__init__(bb, rngs=rngs)
+    super().__init__(bb, rngs=rngs, embed_channels=embed_channels)
     self.widths = list(bb.widths)
 
   def torch_naming_rules(self) -> dict:
@@ -118,7 +123,9 @@ class DCLModel(DCLNet):
     return out
 
   @staticmethod
-  def default_widths(backbone: str = "tf_efficientnet_b4", **kw) -> list:
+  def default_widths(backbone: str = "tf_efficientnet_b4", embed_channels: int = 1,
+                     **kw) -> list:
+    del embed_channels
     from jaxvision import models  # pylint: disable=import-outside-toplevel
     return models.default_widths(backbone, **kw)
 

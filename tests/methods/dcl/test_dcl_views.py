@@ -163,6 +163,16 @@ def test_dcl_net_embedding(tiny_backbone):
                              rtol=1e-4, atol=1e-5)
   with pytest.raises(TypeError, match="features"):
     objective.DCLNet(nnx.Linear(2, 2, rngs=nnx.Rngs(0)), rngs=nnx.Rngs(0), channels=2)
+  # embed_channels 3: the squeeze keeps 3 channels, flattened per pixel (h * w * 3).
+  net3 = objective.DCLNet(tiny_backbone(nnx.Rngs(0)), rngs=nnx.Rngs(1), embed_channels=3)
+  out3 = net3(jax.random.normal(jax.random.key(0), (2, 16, 16, 3)), train=False)
+  want3 = (np.asarray(out3["fmap"]) @ np.asarray(net3.squeeze.kernel.get_value()).reshape(8, 3)
+           + np.asarray(net3.squeeze.bias.get_value())).reshape(2, 48)
+  np.testing.assert_allclose(out3["embedding"],
+                             want3 / np.linalg.norm(want3, axis=1, keepdims=True),
+                             rtol=1e-4, atol=1e-5)
+  with pytest.raises(ValueError, match="embed_channels"):
+    objective.DCLNet(tiny_backbone(nnx.Rngs(0)), rngs=nnx.Rngs(1), embed_channels=0)
 
 
 def test_dcl_model_torch_names():
