@@ -6,6 +6,7 @@ import os
 import shutil
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -100,6 +101,30 @@ def test_fingerprint_covers_optimizers_and_method_options(finished, load_config)
   d, _ = finished
   with pytest.raises(ConfigError, match="holds a run with different optims"):
     loop.Trainer(_cfg(load_config, **{"optims.student.name": "adam"}), str(d)).run()
+
+
+def test_health_groups_chunks_and_sharded_leaves(monkeypatch):
+  """_health over chunked replicated leaves and a sharded (fsdp-like) leaf: the norm covers
+  exactly state["models"], one NaN/inf anywhere (models or not, chunked or sharded) is seen."""
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  monkeypatch.setattr(loop, "_HEALTH_CHUNK", 10)  # 4 + 6 | 12 (alone) | 3
+  mesh = jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
+  sharded = jax.device_put(np.arange(16, dtype=np.float32).reshape(8, 2),
+                           NamedSharding(mesh, P("data")))
+  models = {"a": jnp.full((4,), 2.0), "b": jnp.ones((2, 3), jnp.bfloat16), "c": jnp.ones(12),
+            "d": jnp.arange(3.0), "s": sharded, "n": jnp.arange(3)}
+  state = {"models": models, "opt": {"m": jnp.ones(5)}, "step": jnp.array(3)}
+  chunks, other = loop._health_groups([models[k] for k in "abcds"])
+  assert [len(c) for c in chunks] == [2, 1, 1] and len(other) == 1 and other[0] is sharded
+  finite, norm = loop._health(state)
+  want = np.sqrt(4 * 4 + 6 + 12 + (0 + 1 + 4) + float(np.sum(np.arange(16.0) ** 2)))
+  assert bool(finite) and float(norm) == pytest.approx(want, rel=1e-6)
+  for path in (("opt", "m"), ("models", "c"), ("models", "s")):
+    bad = jax.tree.map(lambda x: x, state)
+    leaf = bad[path[0]][path[1]]
+    bad[path[0]][path[1]] = leaf.at[(0,) * leaf.ndim].set(np.inf)
+    assert not bool(loop._health(bad)[0]), path
 
 
 def test_divergence_guard_rejects_exploded_finite_weights(finished, load_config):
