@@ -46,6 +46,7 @@ CROSS_TESTS = ("celeb_df", "dfdc_p", "dfd", "wdf")
 
 
 def _roles(c, backbone, **kw):
+  kw.setdefault("embed_channels", 1)  # the feature squeeze's output channels (official 1)
   c.models = ml_collections.ConfigDict({
       "student": config_lib.model_block("dcl_net", backbone=backbone, **kw),
       "key_encoder": config_lib.model_block("dcl_net", trainable=False, backbone=backbone, **kw)})
@@ -84,9 +85,11 @@ def get_config(arg=None):
       "dataset.train_variants": ("sbi", "swap"), "dataset.test_variants": ("mouth",),
       "dataset.num_workers": 2,
       "models.student.kwargs": {"backbone": "efficientnet_b0", "width_multiplier": 0.25,
-                                "depth_multiplier": 0.25, "dropout": 0.2},
+                                "depth_multiplier": 0.25, "dropout": 0.2,
+                                "embed_channels": 1},
       "models.key_encoder.kwargs": {"backbone": "efficientnet_b0", "width_multiplier": 0.25,
-                                    "depth_multiplier": 0.25, "dropout": 0.2},
+                                    "depth_multiplier": 0.25, "dropout": 0.2,
+                                    "embed_channels": 1},
       # 72 px: the smallest view with a 3 x 3 final map (embedding dim 9).
       # Queue and key momentum scaled to the 210 steps (official: K 32768 fills in ~10 % of
       # ~67k steps, m 0.999 averages ~1k steps). The former K 1024 / m 0.999 over 105 steps
