@@ -81,8 +81,12 @@ def check_startup(ctx: RunContext, cfg: S.DCLConfig) -> None:
     raise ValueError(f"Intra-ICL is on (dcl.intra_weight={c.intra_weight}) but dataset "
                      f"'{ctx.data.name}' has no 'mask' feature; provide forgery masks or use "
                      "dcl.mode=no_intra.")
-  for role in (S.QUERY, S.KEY):
-    roles.role_cfg(ctx.config, role)
+  q, k = ((b.name, dict(b.kwargs)) for b in (roles.role_cfg(ctx.config, role)
+                                               for role in (S.QUERY, S.KEY)))
+  if q != k:
+    raise ValueError(f"models.key_encoder {k} must be the same network as models.{S.QUERY} "
+                     f"{q}: the key encoder starts as its copy; set the same kwargs (e.g. "
+                     "embed_channels) on both.")
   if roles.trainable(ctx.config, S.KEY):
     raise ValueError("models.key_encoder must have trainable=False (it follows the query "
                      "encoder by momentum).")

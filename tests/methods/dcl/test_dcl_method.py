@@ -28,6 +28,8 @@ def test_dcl_config_variants(load_config):
   assert "Deepfakes" not in g.dataset.methods and g.dataset.eval_methods == ("Deepfakes",)
   d = load_config("dcl", "demo")
   assert d.dataset.name == "dcl_faces" and d.dataset.test_variants == ("mouth",)
+  assert d.models.student.kwargs.embed_channels == d.models.key_encoder.kwargs.embed_channels == 8
+  assert c.models.student.kwargs.embed_channels == 1  # the official squeeze
   with pytest.raises(ValueError, match="variant"):
     load_config("dcl", "ffpp_c99")
 
@@ -38,6 +40,11 @@ def test_startup_errors(load_config, tmp_path):
   c.dcl.queue_size = 60  # not a multiple of the batch 16
   with pytest.raises(ValueError, match="queue size 60 is not divisible by the global batch 16"):
     loop.train(c, str(tmp_path / "a"))
+  c = load_config("dcl", "smoke")
+  c.progress = False
+  c.models.student.kwargs.embed_channels = 4  # the key encoder left at 1
+  with pytest.raises(ValueError, match="key_encoder .* must be the same network"):
+    loop.train(c, str(tmp_path / "k"))
   c = load_config("dcl", "smoke")
   c.dataset.data_dir = str(tmp_path / "nothing")
   c.dataset.name = "ffpp"
