@@ -30,6 +30,8 @@ def test_dcl_config_variants(load_config):
   assert d.dataset.name == "dcl_faces" and d.dataset.test_variants == ("mouth",)
   assert d.models.student.kwargs.embed_channels == d.models.key_encoder.kwargs.embed_channels == 8
   assert c.models.student.kwargs.embed_channels == 1  # the official squeeze
+  assert (d.dcl.ce_weight, d.dcl.inter_weight, d.dcl.intra_weight) == (1.0, 1.0, 0.1)
+  assert (c.dcl.ce_weight, c.dcl.inter_weight, c.dcl.intra_weight) == (0.5, 0.5, 0.05)
   with pytest.raises(ValueError, match="variant"):
     load_config("dcl", "ffpp_c99")
 
