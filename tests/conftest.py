@@ -5,9 +5,9 @@ os.environ["JAX_PLATFORMS"] = "cpu"
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
   os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                              " --xla_force_host_platform_device_count=8").strip()
-# Test programs are compile-bound: LLVM at -O0 and the classic (non-MLIR) CPU fusion emitters
-# compile the tiny test programs in less than half the CPU time of the defaults (measured on a
-# whole-file sample: 391 s -> 244 s of CPU); what the tests assert does not depend on it.
+# Test programs are compile-bound: LLVM at -O0 (about a fifth off the suite's CPU time) plus
+# the classic (non-MLIR) CPU fusion emitters (four slow test files: 391 s -> 244 s of CPU
+# against -O0 alone with no expensive LLVM passes); what the tests assert does not depend on it.
 # Set JAXVISION_TEST_XLA_OPT=1 to keep XLA's defaults.
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
 if os.environ.get("JAXVISION_TEST_XLA_OPT", "0") != "1" and \

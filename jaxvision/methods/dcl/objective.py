@@ -89,8 +89,9 @@ class DCLModel(DCLNet):
   """DCLNet built from a registered backbone (zoo name "dcl_net").
 
   Kwargs: backbone (a zoo name with .features/.head, default 'tf_efficientnet_b4'),
-  embed_channels (the squeeze's output channels, official 1), then the backbone's own kwargs (width_multiplier, depth_multiplier, dtype, dropout, ...). Widths are
-  the backbone's. Call: see DCLNet.
+  embed_channels (the squeeze's output channels, official 1), then the backbone's own kwargs
+  (width_multiplier, depth_multiplier, dtype, dropout, ...). Widths are the backbone's.
+  Call: see DCLNet.
   """
   default_input_shape = (299, 299, 3)
 
