@@ -81,12 +81,11 @@ def check_startup(ctx: RunContext, cfg: S.DCLConfig) -> None:
     raise ValueError(f"Intra-ICL is on (dcl.intra_weight={c.intra_weight}) but dataset "
                      f"'{ctx.data.name}' has no 'mask' feature; provide forgery masks or use "
                      "dcl.mode=no_intra.")
-  q, k = ((b.name, dict(b.kwargs)) for b in (roles.role_cfg(ctx.config, role)
-                                               for role in (S.QUERY, S.KEY)))
-  if q != k:
-    raise ValueError(f"models.key_encoder {k} must be the same network as models.{S.QUERY} "
-                     f"{q}: the key encoder starts as its copy; set the same kwargs (e.g. "
-                     "embed_channels) on both.")
+  q, k = (roles.role_cfg(ctx.config, role) for role in (S.QUERY, S.KEY))
+  if (q.name, dict(q.kwargs)) != (k.name, dict(k.kwargs)):
+    raise ValueError(f"models.key_encoder ({k.name}, {dict(k.kwargs)}) must be the same network "
+                     f"as models.{S.QUERY} ({q.name}, {dict(q.kwargs)}): the key encoder starts "
+                     "as its copy; set the same kwargs (e.g. embed_channels) on both.")
   if roles.trainable(ctx.config, S.KEY):
     raise ValueError("models.key_encoder must have trainable=False (it follows the query "
                      "encoder by momentum).")
