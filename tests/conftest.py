@@ -9,7 +9,8 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
 # the classic (non-MLIR) CPU fusion emitters (four slow test files: 391 s -> 244 s of CPU
 # against -O0 alone with no expensive LLVM passes); what the tests assert does not depend on it.
 # Set JAXVISION_TEST_XLA_OPT=1 to keep XLA's defaults.
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
+                "--xla_cpu_parallel_codegen_split_count=1")
 if os.environ.get("JAXVISION_TEST_XLA_OPT", "0") != "1" and \
     "xla_backend_optimization_level" not in os.environ["XLA_FLAGS"]:
   os.environ["XLA_FLAGS"] += " " + FAST_COMPILE
@@ -26,6 +27,21 @@ os.environ.setdefault("JAXVISION_CACHE_DIR", os.environ["JAX_COMPILATION_CACHE_D
 from absl import flags  # noqa: E402
 
 flags.FLAGS.mark_as_parsed()
+
+
+def _skip_tracer_origin_messages():
+  """flax's Variable update calls getattr(value, "sharding", None); on a tracer jax builds (and
+  the getattr discards) an AttributeError whose text walks every equation traced so far
+  (find_progenitors). Each RNG-counter bump does it, so tracing a model's construction
+  (nnx.eval_shape, a jitted init) is quadratic in its layer count: 17 % of the CPU time of
+  tests/methods/clr_rnf/test_clr_rnf_surgery.py. Tests drop the message's "the error occurred
+  while tracing ..." part; errors keep their type and first line."""
+  from jax._src.interpreters import partial_eval as pe
+  if hasattr(pe.DynamicJaxprTracer, "_origin_msg"):
+    pe.DynamicJaxprTracer._origin_msg = lambda self: ""
+
+
+_skip_tracer_origin_messages()
 
 import pathlib  # noqa: E402
 import sys  # noqa: E402

@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
+from jax.extend import core as jax_core
 import numpy as np
 
 from jaxvision.core import checkpoint as ckpt_lib
@@ -180,16 +181,26 @@ class Trainer:
     return shard_lib.state_shardings(abstract, self.mesh, self.config.sharding.params,
                                      self.method.sharding_rules)
 
+  def _traced_init(self, meta):
+    """method.init(ctx, key, meta) traced once per meta (building models in Python is a large
+    part of a small run): -> (its closed jaxpr, the abstract state)."""
+    key = ("init_jaxpr", _meta_key(meta))
+    if key not in self._jit_cache:
+      method, ctx = self.method, self.ctx
+      self._jit_cache[key] = jax.make_jaxpr(lambda r: method.init(ctx, r, meta),
+                                            return_shape=True)(self.base_key)
+    return self._jit_cache[key]
+
   def _abstract(self, meta):
-    return jax.eval_shape(lambda r: self.method.init(self.ctx, r, meta), self.base_key)
+    return self._traced_init(meta)[1]
 
   def init_state(self, meta):
-    abstract = self._abstract(meta)
+    closed, abstract = self._traced_init(meta)
     shardings = self._shardings(abstract)
     key = ("init", _meta_key(meta))
     if key not in self._jit_cache:
-      method, ctx = self.method, self.ctx
-      self._jit_cache[key] = jax.jit(lambda r: method.init(ctx, r, meta),
+      treedef, replay = jax.tree.structure(abstract), jax_core.jaxpr_as_fun(closed)
+      self._jit_cache[key] = jax.jit(lambda r: jax.tree.unflatten(treedef, replay(r)),
                                      out_shardings=shardings, compiler_options=_run_once_options())
     init = self._jit_cache[key]
     return init(jax.random.fold_in(self.base_key, 1 << 30)), shardings

@@ -154,13 +154,17 @@ def test_llta_ti_smooths_the_meta_gradient(tiny):
   assert (cfg.momentum, cfg.ti_kernel) == (1.0, 3)
   xa = np.asarray(jax.jit(lambda v, x, y, k: attacks.llta_attack(cfg, sur, v, x, y, k))(
       var, x, y, jax.random.key(7)))
-  keys = attacks.example_keys(jax.random.key(7), B)
-  kt = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 0), 2))(keys)
-  gamma = jnp.full((B, sur.num_gammas), cfg.gamma_init)
-  tasks = attacks.sample_tasks(x, gamma, kt[:, 1], cfg)
-  g = attacks.meta_gradient(L._model_fns(sur, var), tasks, y, cfg)
-  g = attacks.ti_smooth(g, attacks.gaussian_kernel(3, 3.0))
-  want = np.clip(np.asarray(x) + cfg.beta * np.sign(np.asarray(attacks.mi_normalize(g))), 0, 1)
+
+  @jax.jit  # the hand composition, compiled once (op by op it is hundreds of small compiles)
+  def by_hand(var, x, y):
+    keys = attacks.example_keys(jax.random.key(7), B)
+    kt = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, 0), 2))(keys)
+    gamma = jnp.full((B, sur.num_gammas), cfg.gamma_init)
+    tasks = attacks.sample_tasks(x, gamma, kt[:, 1], cfg)
+    g = attacks.meta_gradient(L._model_fns(sur, var), tasks, y, cfg)
+    return attacks.mi_normalize(attacks.ti_smooth(g, attacks.gaussian_kernel(3, 3.0)))
+
+  want = np.clip(np.asarray(x) + cfg.beta * np.sign(np.asarray(by_hand(var, x, y))), 0, 1)
   np.testing.assert_allclose(xa, want, atol=1e-6)
   with pytest.raises(ValueError, match="ti_kernel must be 0"):
     attacks.attack_config("llta", ti_kernel=4)

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": ""}
+from subproc import xla_flags
+
+ENV = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": xla_flags()}
 
 
 def _run(repo, *args, timeout=300):

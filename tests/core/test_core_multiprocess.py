@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from subproc import xla_flags
+
 WORKER = r"""
 import os, sys
 import jax
@@ -65,7 +67,7 @@ def _free_port():
 def _env(devices, **extra):
   env = {k: v for k, v in os.environ.items() if not k.startswith("JAXVISION_")}
   env.update(JAX_PLATFORMS="cpu", TQDM_DISABLE="1",
-             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **extra)
+             XLA_FLAGS=xla_flags(devices), **extra)
   return env
 
 
