@@ -1,6 +1,8 @@
 """dynamic_conv (LaConv per-pixel) and per-example: naive oracle, identities, Pallas parity."""
 import warnings
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,7 +80,8 @@ def test_pallas_per_pixel_matches_reference(b, h, w, c, g, k, d, dtype):
     return (out, *vjp(ct))
 
   tol = 1e-5 if dtype == jnp.float32 else 3e-2
-  for r, p in zip(run(x, kern, "xla"), jax.jit(run, static_argnums=2)(x, kern, "pallas")):
+  run = jax.jit(run, static_argnums=2)
+  for r, p in zip(run(x, kern, "xla"), run(x, kern, "pallas")):
     assert r.dtype == p.dtype and r.shape == p.shape
     np.testing.assert_allclose(np.asarray(p, np.float32), np.asarray(r, np.float32),
                                atol=tol * 5, rtol=tol)
@@ -93,7 +96,8 @@ def test_pallas_per_example_matches_reference(b, h, w, c, g, k, d, dtype):
                        x, ke)
     return (out, *vjp(ct))
 
-  for r, p in zip(run(x, ke, "xla"), jax.jit(run, static_argnums=2)(x, ke, "pallas")):
+  run = jax.jit(run, static_argnums=2)
+  for r, p in zip(run(x, ke, "xla"), run(x, ke, "pallas")):
     np.testing.assert_allclose(np.asarray(p), np.asarray(r), atol=5e-5, rtol=1e-5)
 
 
@@ -141,11 +145,15 @@ def test_tpu_kernel_forward_and_vjp_equal_the_reference():
   k, g, d = 3, 4, 2
   x, kern, ct, _ = _data(2, 6, 5, 8, g, k, seed=3)
   cfg = api.DynamicConvConfig(tpu_max_rows=2)
-  f = lambda impl: jax.vjp(  # noqa: E731
-      lambda x, kn: dynamic_conv(x, kn, kernel_size=k, groups=g, dilation=d, impl=impl,
-                                 config=cfg), x, kern)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def f(impl):
+    o, vjp = jax.vjp(lambda x, kn: dynamic_conv(x, kn, kernel_size=k, groups=g, dilation=d,
+                                                impl=impl, config=cfg), x, kern)
+    return o, vjp(ct)
+
   (o_ref, v_ref), (o, v) = f("xla"), f("pallas_tpu")
   np.testing.assert_allclose(np.asarray(o), _naive(x, kern, k, g, d), atol=1e-5)
   np.testing.assert_allclose(np.asarray(o), np.asarray(o_ref), atol=1e-5)
-  for got, want in zip(v(ct), v_ref(ct)):
+  for got, want in zip(v, v_ref):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-4)
