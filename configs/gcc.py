@@ -65,7 +65,8 @@ Variants (``--config=configs/gcc.py:<variant>[,demo|smoke]``), recipe table of t
          PatchGAN ndf 16, 100 sparsity + 600 GCC steps, batch 4 (+4 arch), CPU.
          Ablations: --config.gcc.selective_d=False --config.gcc.online_kd=False (pruned G +
          full D), --config.gcc.online_kd=False (+ selective D), default (+ online KD).
-  smoke  (flag) tiny CI run (32x32 patches, U-Net ngf 4, 2 + 3 steps, checkpoint + resume).
+  smoke  (flag) tiny CI run (32x32 patches, U-Net ngf 4 with 4 downs, PatchGAN ndf 4 with 2
+         layers, 2 + 3 steps, checkpoint + resume).
   srgan_x4 flags: demo = x4 SR on the embedded photos (photos_sr, 64x64 HR patches), SRResNet
          teacher 32 / prototype 16 (8 blocks) pruned to 90% of the prototype's MACs at a 16x16
          LR input, D n_channels 16, random fixed perceptual extractor + pixel MSE x1, 100
@@ -135,16 +136,17 @@ CYCLEGAN_G_B = [24, 48, 96, 91, 96, 73, 96, 62, 96, 61, 96, 74, 96, 54, 96, 51, 
 VARIANTS = IMPLEMENTED + tuple(f"{t}_pretrain" for t in IMPLEMENTED)
 
 
-def _unet_roles(teacher_ngf, proto_ngf, ndf, num_downs=8):
+def _unet_roles(teacher_ngf, proto_ngf, ndf, num_downs=8, n_layers=None):
+  d = {} if n_layers is None else {"n_layers": n_layers}  # None: the PatchGAN default (3)
   return ml_collections.ConfigDict({
       "generator": config_lib.model_block("pix2pix_unet", num_classes=3, ngf=proto_ngf,
                                           num_downs=num_downs),
       "discriminator": config_lib.model_block("patchgan", num_classes=1, ndf=ndf, gates=True,
-                                              in_channels=6),
+                                              in_channels=6, **d),
       "teacher_g": config_lib.model_block("pix2pix_unet", num_classes=3, ngf=teacher_ngf,
                                           num_downs=num_downs, optim="teacher"),
       "teacher_d": config_lib.model_block("patchgan", num_classes=1, ndf=ndf, in_channels=6,
-                                          optim="teacher"),
+                                          optim="teacher", **d),
   })
 
 
@@ -342,13 +344,17 @@ def get_config(arg=None):
       "optims.generator.schedule": "constant", "optims.discriminator.schedule": "constant",
       "checkpoint_every": 0, "log_every": 50,
   }, smoke={
-      "models": _unet_roles(4, 4, 4, num_downs=5), "dataset.name": "photos_edges",
+      # U-Net 4 downs (2x2 bottleneck at 32x32), PatchGAN 2 layers: the fewest ops that keep
+      # every part (skips, KD features, gated D layers). Prototype ngf 4 = 1,199,104 thop_conv
+      # MACs at 32x32; one channel per pruned layer: 322,816.
+      "models": _unet_roles(4, 4, 4, num_downs=4, n_layers=2), "dataset.name": "photos_edges",
       "evals": _paired_evals(),
       "dataset.image_size": 32, "dataset.jitter": 0, "dataset.num_train": 64,
       "gcc.task": "paired", "gcc.sparsity_steps": 2, "gcc.gcc_steps": 3,  # batch 4 + 4 arch
       "gcc.target_macs": 1.0e6, "gcc.prune_tolerance": 0.3e6, "gcc.sparsity_epochs": 0.0,
       "gcc.gcc_epochs": 0.0, "gcc.arch_lr_step_epochs": 0.0, "gcc.macs_input_shape": (32, 32, 3),
-      "batch_size": 8, "eval_batch_size": 256, "num_epochs": None,
+      # one eval batch holds the 602 test tiles (32x32) of the three test photos
+      "batch_size": 8, "eval_batch_size": 608, "num_epochs": None,
       "steps": 5, "optims.generator.schedule": "constant",
       "optims.discriminator.schedule": "constant", "log_every": 1, "checkpoint_every": 3,
       "progress": False,

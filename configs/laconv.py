@@ -110,8 +110,10 @@ def get_config(arg=None):
       "dataset.name": "laconv_scenes", "dataset.size": 64, "dataset.num_train": 64,
       "dataset.num_eval": 32, "dataset.data_seed": 0, "models.model.kwargs": dict(TINY),
       "optims.model.lr": 1e-3, "optims.model.warmup_epochs": 0.0, "laconv.ema_decay": 0.9,
-      "laconv.max_tokens": 10, "evals": _evals(task, scenes_vocab)})
+      "laconv.max_tokens": 10, "evals": _evals(task, scenes_vocab),
+      # 4 steps, checkpoints at 2 and 4, one evaluation at the end (one eval program).
+      "steps": 4, "checkpoint_every": 2})
   config_lib.apply_flags(c, flags, demo=demo, smoke=smoke)
   if "smoke" in flags:
-    c.evals.eval.every_steps = 4
+    c.evals.eval.every_steps = 0
   return c

@@ -40,7 +40,7 @@ Variants (``--config=configs/lfpnet.py:<variant>[,demo|smoke]``):
          unknown baseline (`half_baseline/*`) and closed-form matting (pymatting, extra
          `matting`; summary `baselines.closed_form`). panels.png: image | trimap | predicted
          alpha | true alpha.
-  smoke  (flag) tiny CI run (a few steps, checkpoint and exact resume).
+  smoke  (flag) tiny CI run (2 steps, checkpoint and exact resume; one branch per pyramid).
 
 Command (three seeds, mean ± std of LFPNet and the baselines in <workdir>/summary.json)::
 
@@ -106,8 +106,10 @@ def get_config(arg=None):
   }, smoke={
       **photos, "dataset.num_train": 32, "dataset.num_eval": 8, "lfpnet.panels": 2,
       "lfpnet.baselines": ("half",),
+      # one branch per pyramid (rppm / ppm / aspp): fewer ops to trace and compile
       "models.matting": config_lib.model_block("lfpnet", width_multiplier=1 / 16,
-                                               blocks=(1, 1, 1, 1)),
-      "batch_size": 8, "eval_batch_size": 8, "steps": 4, "log_every": 1, "checkpoint_every": 2,
+                                               blocks=(1, 1, 1, 1), rppm_bins=(1,),
+                                               ppm_bins=(1,), aspp_rates=(3,)),
+      "batch_size": 8, "eval_batch_size": 8, "steps": 2, "log_every": 1, "checkpoint_every": 1,
   })
   return c

@@ -1,7 +1,5 @@
 """FLOPs / params counter: paper baselines, analytic counts for arbitrary widths, CLI."""
 import json
-import subprocess
-import sys
 
 import pytest
 from flax import nnx
@@ -103,11 +101,12 @@ def test_count_on_instance_and_layer_names_are_param_paths():
     flops.count(m, convention="fvcore")
 
 
-def test_cli_json():
-  out = subprocess.run([sys.executable, "-m", "jaxvision.flops", "--model=resnet20",
-                        "--widths=" + ",".join(["8"] * 9), "--num-classes=100", "--json"],
-                       capture_output=True, text=True, check=True).stdout
-  res = json.loads(out)
+def test_cli_json(capsys):
+  # The CLI's main() in this process (`python -m jaxvision.flops` only adds sys.exit(main()));
+  # a subprocess would import jax once more.
+  assert flops.main(["--model=resnet20", "--widths=" + ",".join(["8"] * 9), "--num-classes=100",
+                     "--json"]) == 0
+  res = json.loads(capsys.readouterr().out)
   _, thop, params = _resnet_cifar_analytic([8] * 9 + [], nc=100) if False else (0, 0, 0)
   r = flops.count("resnet20", widths=[8] * 9, num_classes=100)
   assert res["flops"] == r["flops"] and res["params"] == r["params"]

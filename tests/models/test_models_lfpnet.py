@@ -113,7 +113,7 @@ def test_shared_backbone_parameter_count():
 @pytest.mark.slow
 def test_unshared_with_copied_weights_matches_shared(run):
   m, _, (x, xc, raw, _), out = run
-  un = T.build(False)
+  un = T.build_abstract(False)  # every variable is copied in below
   nnx.update(un, nnx.state(m))  # every shared-model parameter, incl. backbone
   nnx.update(un.mat_backbone, nnx.state(m.backbone))
   from jaxvision.methods.lfpnet.inference import model_apply_fn

@@ -23,10 +23,10 @@ def _torch():
   return pytest.importorskip("torch")
 
 
-def _tv_vgg16(nc=10):
+def _tv_vgg16(nc=10, widths=(64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)):
   nn = _torch().nn
   layers, cin = [], 3
-  for i, w in enumerate([64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]):
+  for i, w in enumerate(widths):
     layers += [nn.Conv2d(cin, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
     if i in (1, 3, 6, 9, 12):
       layers.append(nn.MaxPool2d(2, 2))
@@ -37,7 +37,7 @@ def _tv_vgg16(nc=10):
     def __init__(self):
       super().__init__()
       self.features = nn.Sequential(*layers)
-      self.classifier = nn.Linear(512, nc)
+      self.classifier = nn.Linear(widths[-1], nc)
 
     def forward(self, x):
       return self.classifier(self.features(x).flatten(1))
@@ -87,7 +87,8 @@ def _clr_resnet_cifar(depth=56, nc=10, inner=None):
   return Net()
 
 
-def _tv_resnet50(nc=1000):
+def _tv_resnet50(nc=1000, base=64):
+  """torchvision resnet50; `base` = the stem width (64), stage inner widths base * (1, 2, 4, 8)."""
   torch = _torch()
   nn = torch.nn
 
@@ -115,19 +116,19 @@ def _tv_resnet50(nc=1000):
   class Net(nn.Module):
     def __init__(self):
       super().__init__()
-      self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-      self.bn1 = nn.BatchNorm2d(64)
+      self.conv1 = nn.Conv2d(3, base, 7, 2, 3, bias=False)
+      self.bn1 = nn.BatchNorm2d(base)
       self.relu = nn.ReLU(inplace=True)
       self.maxpool = nn.MaxPool2d(3, 2, 1)
-      cin = 64
-      for s, (w, nb) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3))):
+      cin = base
+      for s, (w, nb) in enumerate(zip((base, 2 * base, 4 * base, 8 * base), (3, 4, 6, 3))):
         blocks = []
         for b in range(nb):
           blocks.append(Bottleneck(cin, w, 4 * w, 2 if (s and not b) else 1))
           cin = 4 * w
         setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
       self.avgpool = nn.AdaptiveAvgPool2d(1)
-      self.fc = nn.Linear(2048, nc)
+      self.fc = nn.Linear(32 * base, nc)
 
     def forward(self, x):
       x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -223,8 +224,10 @@ def _compare(net, jmodel, hw, batch=2, naming="auto", atol=1e-4):
 def test_vgg16_logits_match_torch():
   torch = _torch()
   torch.manual_seed(0)
-  net = _randomize_bn(_tv_vgg16())
-  m = models.build("vgg16", 10, rngs=nnx.Rngs(0))
+  # width 1/4 (the same layout and names as torchvision's at width 1)
+  widths = models.default_widths("vgg16", width_multiplier=0.25)
+  net = _randomize_bn(_tv_vgg16(widths=widths))
+  m = models.build("vgg16", 10, rngs=nnx.Rngs(0), widths=widths)
   _compare(net, m, 32)
   assert torch_import.detect_naming(m, net.state_dict()) == "clr_rnf"
 
@@ -240,9 +243,10 @@ def test_resnet56_option_a_logits_match_torch():
 def test_resnet50_logits_match_torch():
   torch = _torch()
   torch.manual_seed(2)
-  net = _randomize_bn(_tv_resnet50())
-  m = models.build("resnet50", 1000, rngs=nnx.Rngs(0))
-  _compare(net, m, 128, batch=1, naming="torchvision")
+  # width 1/4 at 64x64 (the same layout and names as torchvision's resnet50; layer4 at 2x2)
+  net = _randomize_bn(_tv_resnet50(base=16))
+  m = models.build("resnet50", 1000, rngs=nnx.Rngs(0), width_multiplier=0.25)
+  _compare(net, m, 64, batch=1, naming="torchvision")
 
 
 def test_pytorchcv_resnet20_option_b_logits_match():

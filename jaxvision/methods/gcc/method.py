@@ -658,9 +658,10 @@ def write_grid(ctx, state, meta, stage_name: str) -> str | None:
 def _macs(ctx, meta, role):
   m = _abstract(ctx, meta, role)
   shape = tuple(ctx.config.gcc.macs_input_shape)
-  out = {c: int(flops.count(m, input_shape=shape, convention=c)["flops"])
-         for c in ("thop_conv", "macs")} | {"params": int(flops.count(
-             m, input_shape=shape)["params"])}
+  counts = {c: flops.count(m, input_shape=shape, convention=c) for c in ("thop_conv", "macs")}
+  # params do not depend on the convention: no third trace for them
+  out = {c: int(r["flops"]) for c, r in counts.items()} | {
+      "params": int(counts["thop_conv"]["params"])}
   if ctx.config.gcc.task == "noise":  # both ways (spec §2.2): + the official thop artifact
     out["thop_conv_without_spectral_norm"] = pruning.count_macs(
         m, None, shape, exclude_spectral_norm=True)

@@ -28,7 +28,7 @@ def test_smoke_prunes_to_budget_and_reports(full_run):
   assert abs(g["student"]["thop_conv"] - c.gcc.target_macs) <= c.gcc.prune_tolerance
   assert g["prune"]["macs"] == g["student"]["thop_conv"]
   assert g["teacher"]["thop_conv"] > g["student"]["thop_conv"]
-  assert [r["channels"] for r in g["gates"]] == [4, 8, 16, 32]
+  assert [r["channels"] for r in g["gates"]] == [4, 8, 16]       # ndf 4 x [1, 2, 4], 2 layers
   assert all(np.isfinite(v) for v in s["final"].values())
   assert t.meta["widths"]["generator"] == g["student_widths"]
   # PNG grids at each stage end: 4 eval tiles (32x32) x input | teacher | student | target

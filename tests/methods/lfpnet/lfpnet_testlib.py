@@ -17,13 +17,20 @@ BATCH = 2
 
 
 def build(share_backbone=True, seed=0, context_head=True, dtype="float32"):
+  """The tiny LFPNet with random weights (eager init)."""
   return LFPNet(rngs=nnx.Rngs(seed), widths=WIDTHS, blocks=BLOCKS, share_backbone=share_backbone,
                 context_head=context_head, dtype=dtype)
 
 
+def build_abstract(share_backbone=True, context_head=True, dtype="float32"):
+  """`build`'s structure with abstract (shape-only) variables, no init compiled or run: for a
+  model whose every variable is then loaded (e.g. from a checkpoint)."""
+  return nnx.eval_shape(lambda: build(share_backbone, context_head=context_head, dtype=dtype))
+
+
 @functools.lru_cache(maxsize=None)
 def _jitted(share_backbone, context_head, dtype):
-  graphdef, _ = nnx.split(build(share_backbone, context_head=context_head, dtype=dtype))
+  graphdef, _ = nnx.split(build_abstract(share_backbone, context_head, dtype))
   return jax.jit(lambda state, x, xc, raw: nnx.merge(graphdef, state)(x, xc, raw))
 
 

@@ -78,6 +78,12 @@ def test_predict_writes_alpha_with_saved_params(files):
   predict.save_params(m, str(d / "p.npz"))
   m2 = predict.load_params(str(d / "p.npz"))
   assert m2.widths == m.widths and m2.blocks == m.blocks
+  import jax
+  from flax import nnx
+  saved, loaded = (jax.tree.leaves(nnx.state(x, nnx.Param)) for x in (m, m2))
+  assert len(saved) == len(loaded)
+  for a, b in zip(saved, loaded):  # the parameters round-trip exactly
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   out = d / "out"
   assert predict.main(["--image", str(d / "img.png"), "--trimap", str(d / "tri.png"), "--out",
                        str(out / "a.png"), "--params", str(d / "p.npz"), "--tile", "32",
@@ -85,8 +91,8 @@ def test_predict_writes_alpha_with_saved_params(files):
   a = np.asarray(Image.open(out / "a.png"))
   assert a.shape == (40, 50) and a.dtype == np.uint8
   assert (a[tri == 0] == 0).all() and (a[tri == 255] == 255).all()
-  # The same numbers as the library call on the loaded model.
-  from jaxvision.methods.lfpnet.inference import predict_alpha
-  want = predict_alpha(lambda x, xc, raw: T.apply(m, x, xc, raw), img, tri, tile=32,
-                       tta="official", batch_size=2)
+  # The same numbers as the library call on the loaded model (equal to the saved one above;
+  # the CLI's forward program, so it is compiled once).
+  from jaxvision.methods.lfpnet.inference import model_apply_fn, predict_alpha
+  want = predict_alpha(model_apply_fn(m2), img, tri, tile=32, tta="official", batch_size=2)
   np.testing.assert_array_equal(a, want)
