@@ -20,7 +20,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from scipy import stats
 
 from jaxvision.core.registry import EVALUATORS
 from jaxvision.evaluators.base import to_numpy
@@ -48,6 +47,7 @@ def column_aucs(solution, prediction) -> np.ndarray:
   pos = y == 1
   npos = pos.sum(0).astype(np.float64)
   nneg = y.shape[0] - npos
+  from scipy import stats  # lazily: importing scipy.stats costs ~1 s per process
   r = stats.rankdata(p, axis=0)
   with np.errstate(invalid="ignore", divide="ignore"):
     auc = ((r * pos).sum(0) - npos * (npos + 1) / 2) / (npos * nneg)
@@ -106,6 +106,7 @@ def average_rank(alcs, names: Sequence[str] | None = None):
   a = np.asarray(alcs, np.float64)
   if a.ndim != 2:
     raise ValueError(f"alcs must be [participants, datasets], got {a.shape}")
+  from scipy import stats  # lazily: importing scipy.stats costs ~1 s per process
   ranks = stats.rankdata(-a, axis=0)  # per dataset column
   mean = ranks.mean(axis=1)
   return dict(zip(names, mean.tolist())) if names is not None else mean

@@ -10,7 +10,6 @@ positive and a negative counts 1/2) and AutoDL's `libscores.auc_metric`
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from jaxvision.evaluators.base import to_numpy
 
@@ -37,6 +36,7 @@ def roc_auc(scores, labels) -> float:
   nneg = y.size - npos
   if npos == 0 or nneg == 0:
     raise ValueError("AUC is undefined with only one class in labels")
+  from scipy import stats  # lazily: importing scipy.stats costs ~1 s per process
   r = stats.rankdata(s)  # average ranks for ties
   return float((r[y].sum() - npos * (npos + 1) / 2.0) / (npos * nneg))
 
