@@ -7,7 +7,9 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
                              " --xla_force_host_platform_device_count=8").strip()
 # Test programs are compile-bound: LLVM at -O0 (about a fifth off the suite's CPU time) plus
 # the classic (non-MLIR) CPU fusion emitters (four slow test files: 391 s -> 244 s of CPU
-# against -O0 alone with no expensive LLVM passes); what the tests assert does not depend on it.
+# against -O0 alone with no expensive LLVM passes) and one LLVM module per program (the LFPNet
+# test model's train step compiles in 10.5-10.9 s, was 14.2-14.4 s); what the tests assert
+# does not depend on it.
 # Set JAXVISION_TEST_XLA_OPT=1 to keep XLA's defaults.
 FAST_COMPILE = ("--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false "
                 "--xla_cpu_parallel_codegen_split_count=1")

@@ -1,7 +1,6 @@
 """dynamic_conv (LaConv per-pixel) and per-example: naive oracle, identities, Pallas parity."""
-import warnings
-
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp

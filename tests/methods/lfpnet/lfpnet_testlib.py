@@ -16,10 +16,11 @@ S = 32
 BATCH = 2
 
 
-def build(share_backbone=True, seed=0, context_head=True, dtype="float32"):
-  """The tiny LFPNet with random weights (eager init)."""
-  return LFPNet(rngs=nnx.Rngs(seed), widths=WIDTHS, blocks=BLOCKS, share_backbone=share_backbone,
-                context_head=context_head, dtype=dtype)
+def build(share_backbone=True, seed=0, context_head=True, dtype="float32", **overrides):
+  """The tiny LFPNet with random weights (eager init); `overrides`: other LFPNet kwargs."""
+  kw = dict(widths=WIDTHS, blocks=BLOCKS) | overrides
+  return LFPNet(rngs=nnx.Rngs(seed), share_backbone=share_backbone, context_head=context_head,
+                dtype=dtype, **kw)
 
 
 def build_abstract(share_backbone=True, context_head=True, dtype="float32"):

@@ -90,9 +90,7 @@ def test_loss_decreases_over_20_adam_steps():
   x, xc, batch = _composite(T.S)
   # The test model with one branch per pyramid (rppm / ppm / aspp) and one block per stage:
   # every kind of layer, fewer ops to compile for the training step.
-  from jaxvision.models.lfpnet import LFPNet
-  model = LFPNet(rngs=nnx.Rngs(1), widths=T.WIDTHS, blocks=(1, 1, 1, 1), rppm_bins=(1,),
-                 ppm_bins=(1,), aspp_rates=(3,))
+  model = T.build(seed=1, blocks=(1, 1, 1, 1), rppm_bins=(1,), ppm_bins=(1,), aspp_rates=(3,))
   graphdef, params = nnx.split(model)
   opt = optax.adam(1e-3)
   opt_state = opt.init(params)

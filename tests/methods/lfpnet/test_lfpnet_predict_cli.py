@@ -2,8 +2,10 @@
 import os
 import sys
 
+import jax
 import numpy as np
 import pytest
+from flax import nnx
 from PIL import Image
 
 from jaxvision.methods.lfpnet import predict
@@ -78,8 +80,6 @@ def test_predict_writes_alpha_with_saved_params(files):
   predict.save_params(m, str(d / "p.npz"))
   m2 = predict.load_params(str(d / "p.npz"))
   assert m2.widths == m.widths and m2.blocks == m.blocks
-  import jax
-  from flax import nnx
   saved, loaded = (jax.tree.leaves(nnx.state(x, nnx.Param)) for x in (m, m2))
   assert len(saved) == len(loaded)
   for a, b in zip(saved, loaded):  # the parameters round-trip exactly
