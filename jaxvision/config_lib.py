@@ -64,12 +64,13 @@ def model_block(name: str, trainable: bool = True, optim: str = "", **kwargs) ->
   """One role (`config.models.<role>`): zoo name, builder kwargs, trainable, optimizer block
   name ('' = the block named like the role) and pretrained init.
 
-  init.checkpoint: an orbax workdir; init.torch_checkpoint: a PyTorch state_dict file
+  init.checkpoint: an orbax workdir (init.skip: path prefixes that keep their fresh init, e.g.
+  ["head"]); init.torch_checkpoint: a PyTorch state_dict file
   (torch_naming 'auto' | 'torchvision' | 'pytorchcv' | 'clr_rnf').
   """
   return ml_collections.ConfigDict({
       "name": name, "kwargs": {"width_multiplier": 1.0, **kwargs}, "trainable": trainable,
-      "optim": optim, "init": {"checkpoint": "", "torch_checkpoint": "",
+      "optim": optim, "init": {"checkpoint": "", "skip": (), "torch_checkpoint": "",
                                "torch_naming": "auto", "torch_strict": True}})
 
 

@@ -84,16 +84,21 @@ class Checkpointer:
     self.manager.close()
 
 
-def load_model_state(path: str, target: Any, role: str = "student") -> Any:
+def load_model_state(path: str, target: Any, role: str = "student", skip=()) -> Any:
   """Loads state["models"][role] of the latest checkpoint under `path` into the
-  structure of `target` (matched by tree path; shapes must agree)."""
+  structure of `target` (matched by tree path; shapes must agree).
+
+  skip: layer path prefixes (e.g. "head": its params and batch statistics) whose leaves keep
+  `target`'s values, e.g. a new head on a
+  trunk trained for another task; every other leaf must be in the checkpoint."""
   path = os.path.abspath(os.path.expanduser(path))
   if not os.path.isdir(path):
     from jaxvision.core.errors import ConfigError
     raise ConfigError(f"init checkpoint {path} does not exist; pass the --workdir of a finished run")
   if os.path.isdir(os.path.join(path, "checkpoints")):
     path = os.path.join(path, "checkpoints")
-  mngr = ocp.CheckpointManager(path, item_handlers={"state": ocp.StandardCheckpointHandler()})
+  mngr = ocp.CheckpointManager(path, item_handlers={"state": ocp.StandardCheckpointHandler(),
+                                                 "meta": ocp.JsonCheckpointHandler()})
   step = mngr.latest_step()
   if step is None:
     raise FileNotFoundError(f"no orbax checkpoint under {path}; pass the workdir of a finished run")
@@ -111,8 +116,17 @@ def load_model_state(path: str, target: Any, role: str = "student") -> Any:
   from jaxvision.core.sharding import path_str
   flat = {path_str(p): v for p, v in jax.tree_util.tree_flatten_with_path(sub)[0]}
 
+  skip = tuple(str(s).strip("/") for s in skip)
+  unused = set(skip)
+
   def pick(p, leaf):
     key = path_str(p)
+    head, _, inner = key.partition("/")
+    names = (key, inner) if head in ("params", "rest") else (key,)  # "head" = params+rest
+    hit = [s for s in skip for k in names if k == s or k.startswith(s + "/")]
+    if hit:
+      unused.difference_update(hit)
+      return leaf
     cands = [k for k in (key, key.replace("/value", ""), key + "/value") if k in flat]
     if not cands:
       raise KeyError(f"checkpoint {path} lacks models/{role}/{key}")
@@ -122,7 +136,11 @@ def load_model_state(path: str, target: Any, role: str = "student") -> Any:
                        f"shape {tuple(leaf.shape)}; build the same model/widths")
     return jax.numpy.asarray(v, leaf.dtype)
 
-  return jax.tree_util.tree_map_with_path(pick, target)
+  out = jax.tree_util.tree_map_with_path(pick, target)
+  if unused:
+    raise ValueError(f"init.skip prefixes {sorted(unused)} match no leaf of models/{role}; "
+                     "use tree paths such as 'head' or 'stages/0'.")
+  return out
 
 
 def abstract_with_shardings(abstract: Any, shardings: Any) -> Any:

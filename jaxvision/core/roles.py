@@ -279,14 +279,19 @@ def classify_predict(gdef, role: str = "student", transform_params: Optional[Cal
 # -------------------------------------------------------------- pretrained
 def load_pretrained(ctx, state: dict, meta: Mapping, role: str = "student") -> dict:
   """Loads models.<role>.init.checkpoint (an orbax workdir) or .torch_checkpoint into
-  state["models"][role]; no-op when neither is set."""
+  state["models"][role]; no-op when neither is set. init.skip: path prefixes that keep their
+  fresh init (checkpoint only), e.g. ["head"] to put a new head on a trained trunk; '{seed}'
+  in init.checkpoint becomes config.seed (each seed of a --seeds run starts from its own)."""
   init = role_cfg(ctx.config, role).get("init", {})
   ckpt_path, torch_path = init.get("checkpoint", ""), init.get("torch_checkpoint", "")
   if not ckpt_path and not torch_path:
     return state
   if ckpt_path:
     from jaxvision.core.checkpoint import load_model_state
-    loaded = load_model_state(ckpt_path, state["models"][role], role)
+    # '{seed}' names the same seed's run of a multi-seed sweep, e.g. .../rec_demo/seed{seed}
+    ckpt_path = str(ckpt_path).replace("{seed}", str(int(ctx.config.seed)))
+    loaded = load_model_state(ckpt_path, state["models"][role], role,
+                              skip=tuple(init.get("skip", ())))
   else:
     from jaxvision.models import torch_import
     model = merge(graphdef(ctx, meta, role), jax.device_get(state["models"][role]))

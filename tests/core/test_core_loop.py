@@ -12,7 +12,8 @@ from flax import nnx
 from jaxvision.core import loop
 from jaxvision.core.method import Method, Stage
 from jaxvision.core.registry import METHODS
-from jaxvision.core import roles
+from jaxvision.core import checkpoint, roles
+from jaxvision.core.sharding import path_str
 
 
 def _smoke(load_config, **overrides):
@@ -186,12 +187,28 @@ def test_stages_transition_and_resume(load_config, tmp_path):
 
 
 def test_init_from_orbax_checkpoint(load_config, tmp_path):
-  first = loop.Trainer(_smoke(load_config), str(tmp_path / "a"))
+  c1 = _smoke(load_config)
+  first = loop.Trainer(c1, str(tmp_path / f"a{c1.seed}"))
   s1 = first.run()
   c = _smoke(load_config, steps=0)
-  c.models.student.init.checkpoint = str(tmp_path / "a")
+  c.models.student.init.checkpoint = str(tmp_path / "a{seed}")  # '{seed}' -> config.seed
   second = loop.Trainer(c, str(tmp_path / "b"))
   s2 = second.run()
   assert s2["final"] == s1["final"]
   for a, b in zip(jax.tree.leaves(first.state["models"]), jax.tree.leaves(second.state["models"])):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # init.skip: a layer path (without the params/rest collection) keeps the target's values
+  # in both collections; every other leaf is loaded.
+  trained = jax.device_get(first.state["models"]["student"])
+  target = jax.tree.map(np.zeros_like, trained)
+  flat = [(path_str(p).split("/", 1)[1], v)
+          for p, v in jax.tree_util.tree_flatten_with_path(trained)[0]]
+  layer = [k for k, _ in flat][-1].rsplit("/", 1)[0]  # the last layer, e.g. the classifier
+  ckpt = str(tmp_path / f"a{c1.seed}")
+  got = jax.tree.leaves(checkpoint.load_model_state(ckpt, target, "student", skip=[layer]))
+  kept = [k for k, _ in flat if k.startswith(layer + "/")]
+  assert 0 < len(kept) < len(flat)
+  for (k, want), have in zip(flat, got):
+    np.testing.assert_array_equal(np.asarray(have), 0 if k in kept else np.asarray(want))
+  with pytest.raises(ValueError, match="init.skip prefixes"):
+    checkpoint.load_model_state(ckpt, target, "student", skip=["no_such_layer"])
