@@ -3,10 +3,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 import jaxvision.methods.laconv  # noqa: F401  (registers the method, model, datasets)
-from jaxvision.core import loop
+from jaxvision.core import checkpoint, loop, roles
+from jaxvision.core.registry import DATASETS
 from jaxvision.methods.laconv import method as M
+from jaxvision.methods.laconv.model import LaConvVL
 
 
 def test_config_variants(load_config):
@@ -94,6 +97,29 @@ def test_rec_smoke_train_eval_resume_exact(load_config, tmp_path):
   ema = _leaves(full.state["extras"]["ema"]["params"])
   raw = _leaves(full.state["models"]["model"]["params"])
   assert any(not np.array_equal(e, r) for e, r in zip(ema, raw))
+
+  # The REC run initialises a VQA model (the VQA demo's grounding pre-training): REC and VQA
+  # scenes share one vocabulary, and every leaf but the VQA head (init.skip) comes from REC.
+  cv = load_config("laconv", "vqa2,smoke")
+  assert DATASETS.get("laconv_scenes")(cv).info.vocab == full.ctx.data.vocab
+  assert tuple(load_config("laconv", "vqa2,demo").models.model.init.skip) == ("visual/head",)
+  kw = dict(c.models.model.kwargs, head="vqa", vocab_size=s_full["vocab_size"])
+  kw.pop("width_multiplier", None)
+  vqa = nnx.eval_shape(lambda: roles.model_state(LaConvVL(16, rngs=nnx.Rngs(0), **kw)))
+  got = checkpoint.load_model_state(str(tmp_path / "full"), vqa, "model", skip=["visual/head"])
+  rec = full.state["models"]["model"]
+  n = {"kept": 0, "loaded": 0}
+  for coll in ("params", "rest"):
+    want = dict(rec[coll].flat_state())
+    for name, have in got[coll].flat_state():
+      path = "/".join(map(str, name))
+      if path.startswith("visual/head/"):
+        assert isinstance(have.get_value(), jax.ShapeDtypeStruct)  # kept: not in the REC net
+        n["kept"] += 1
+      else:
+        np.testing.assert_array_equal(have.get_value(), want[name].get_value())
+        n["loaded"] += 1
+  assert n["kept"] >= 6 and n["loaded"] > 50
 
 
 def _write_refcoco(root):
