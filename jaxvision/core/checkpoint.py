@@ -89,8 +89,8 @@ def load_model_state(path: str, target: Any, role: str = "student", skip=()) -> 
   structure of `target` (matched by tree path; shapes must agree).
 
   skip: layer path prefixes (e.g. "head": its params and batch statistics) whose leaves keep
-  `target`'s values, e.g. a new head on a
-  trunk trained for another task; every other leaf must be in the checkpoint."""
+  `target`'s values, e.g. a new head on a trunk trained for another task; every other leaf
+  must be in the checkpoint."""
   path = os.path.abspath(os.path.expanduser(path))
   if not os.path.isdir(path):
     from jaxvision.core.errors import ConfigError
