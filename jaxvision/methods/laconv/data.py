@@ -96,9 +96,12 @@ def laconv_scenes(config) -> Dataset:
   seed = int(_ds(config, "data_seed", 0))
   max_len = int(config.laconv.max_tokens) if "laconv" in config else 15
   d_tr = scenes.generate(n_tr, seed, size)
-  # One vocabulary (training texts only) for every scene task, so that a REC run's
-  # checkpoint initialises a VQA run (models.model.init, the demo's grounding pre-training).
-  tok = WordTokenizer.build(list(d_tr["expression"]) + list(d_tr["question"]), max_len=max_len)
+  # One vocabulary for every scene task and training-set size, so that a REC run's checkpoint
+  # initialises a VQA run (models.model.init, the demo's grounding pre-training): the words of
+  # the first `vocab_scenes` training scenes (a prefix: generate(n) extends generate(m < n)).
+  k = min(n_tr, int(_ds(config, "vocab_scenes", 4000)))
+  tok = WordTokenizer.build(list(d_tr["expression"][:k]) + list(d_tr["question"][:k]),
+                            max_len=max_len)
   answers = scenes.answer_vocab()
   _, tr, trunc = _scene_split(d_tr, task, tok, answers)
   _, ev, _ = _scene_split(scenes.generate(n_ev, seed + 100_003, size), task, tok, answers)

@@ -102,6 +102,14 @@ def test_rec_smoke_train_eval_resume_exact(load_config, tmp_path):
   # scenes share one vocabulary, and every leaf but the VQA head (init.skip) comes from REC.
   cv = load_config("laconv", "vqa2,smoke")
   assert DATASETS.get("laconv_scenes")(cv).info.vocab == full.ctx.data.vocab
+  # More training scenes keep the vocabulary of the first `vocab_scenes` (the VQA demo trains
+  # on 16000 scenes from a 4000-scene REC run); without it the word frequencies reorder ids.
+  cv.dataset.num_train = 96
+  assert DATASETS.get("laconv_scenes")(cv).info.vocab != full.ctx.data.vocab
+  cv.dataset.vocab_scenes = 64
+  assert DATASETS.get("laconv_scenes")(cv).info.vocab == full.ctx.data.vocab
+  demo_v = load_config("laconv", "vqa2,demo").dataset
+  assert (demo_v.vocab_scenes, load_config("laconv", "demo").dataset.num_train) == (4000, 4000)
   assert tuple(load_config("laconv", "vqa2,demo").models.model.init.skip) == ("visual/head",)
   kw = dict(c.models.model.kwargs, head="vqa", vocab_size=s_full["vocab_size"])
   kw.pop("width_multiplier", None)
