@@ -116,9 +116,9 @@ def get_config(arg=None):
       "checkpoint_every": 10_000,
       "log_every": 100, "evals": _evals(task, scenes_vocab, every_steps=500)}
   if task == "vqa":  # a REC demo run's checkpoint initialises all but the head (see above)
-    # VQA trains longer on more scenes (at 3000 steps on 4000 scenes it still underfits: its
-    # train accuracy equals its eval accuracy); the vocabulary stays the REC run's
-    # (dataset.vocab_scenes: the words of the first 4000 training scenes).
+    # VQA trains longer (at 3000 steps it still underfits: its train accuracy equals its eval
+    # accuracy) on more scenes (each seen 12 times, not 48); the vocabulary stays the REC
+    # run's (dataset.vocab_scenes: the words of the first 4000 training scenes).
     demo.update({"models.model.init.skip": ("visual/head",), "steps": 6000,
                  "dataset.num_train": 16_000})
   smoke = config_lib.smoke_overrides(role="", **{
