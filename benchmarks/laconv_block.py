@@ -97,12 +97,12 @@ def bench_model(size: int, batch: int, iters: int, variant: str, dtype: str, imp
 
   @jax.jit
   def fwd(params, rest, x, text, mask):
-    return nnx.merge(g, params, rest)(x, text, mask, train=False)["boxes"]
+    return nnx.merge(g, params, rest, copy=True)(x, text, mask, train=False)["boxes"]
 
   @jax.jit
   def step(params, rest, opt, x, text, mask, key):
     def loss(p):
-      mm = nnx.merge(g, p, rest)
+      mm = nnx.merge(g, p, rest, copy=True)
       out = mm(x, text, mask, train=True, rng=key)
       return jnp.mean(out["raw"] ** 2), nnx.state(mm, nnx.Not(nnx.Param))
     (l, r), grads = jax.value_and_grad(loss, has_aux=True)(params)
