@@ -116,7 +116,7 @@ def bench_model(size: int, batch: int, iters: int, variant: str, dtype: str, imp
           "impl": impl, "params": int(n), "fwd_img_s": batch / t_f, "train_img_s": batch / t_s}
 
 
-def main():
+def main(argv=None):
   ap = argparse.ArgumentParser()
   ap.add_argument("--small", action="store_true", help="tiny CPU shapes")
   ap.add_argument("--batch", type=int, default=8)
@@ -126,7 +126,7 @@ def main():
   ap.add_argument("--dtype", default="float32")
   ap.add_argument("--skip_model", action="store_true")
   ap.add_argument("--out", default="")
-  a = ap.parse_args()
+  a = ap.parse_args(argv)
   dt = jnp.dtype(a.dtype)
   res = {"device": str(jax.devices()[0].device_kind), "backend": jax.default_backend(),
          "host": platform.node(), "jax": jax.__version__}
