@@ -108,9 +108,10 @@ def test_rec_smoke_train_eval_resume_exact(load_config, tmp_path):
   assert DATASETS.get("laconv_scenes")(cv).info.vocab != full.ctx.data.vocab
   cv.dataset.vocab_scenes = 64
   assert DATASETS.get("laconv_scenes")(cv).info.vocab == full.ctx.data.vocab
-  demo_v = load_config("laconv", "vqa2,demo").dataset
-  assert (demo_v.vocab_scenes, load_config("laconv", "demo").dataset.num_train) == (4000, 4000)
-  assert tuple(load_config("laconv", "vqa2,demo").models.model.init.skip) == ("visual/head",)
+  demo_v = load_config("laconv", "vqa2,demo")
+  assert (demo_v.dataset.vocab_scenes, load_config("laconv", "demo").dataset.num_train) == (
+      4000, 4000)
+  assert tuple(demo_v.models.model.init.skip) == ("visual/head",)
   kw = dict(c.models.model.kwargs, head="vqa", vocab_size=s_full["vocab_size"])
   kw.pop("width_multiplier", None)
   vqa = nnx.eval_shape(lambda: roles.model_state(LaConvVL(16, rngs=nnx.Rngs(0), **kw)))
