@@ -3,8 +3,9 @@
 Keys: datasets (demo names, or dataset dirs via dataset_dirs), time_budget (T, s),
 t0 (s), num_seeds, ablations (subset of ABLATIONS; each is run as its own
 participant beside the full system), code (the submission), init_time_limit,
-charge_init, data_seed, workdir-relative layout, solution (overrides of
-jaxvision.autodl.solution.meta_learner.DEFAULTS).
+charge_init, data_seed, workdir-relative layout, meta_train (pretrain the image/video nets
+offline with jaxvision.autodl.meta_train before the runs; on in the demo), solution
+(overrides of jaxvision.autodl.solution.meta_learner.DEFAULTS).
 """
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def base_config() -> ml_collections.ConfigDict:
   c.charge_init = False
   c.data_seed = 0
   c.jax_cache = True                # persistent XLA cache in workdir (init is not charged)
+  # offline meta-training (jaxvision.autodl.meta_train): pretrain the image / video nets on
+  # install-shipped source tasks once, before any run, and start every run from them
+  c.meta_train = False
+  c.meta_dir = ""                   # where the weights go; "" = <workdir>/meta
+  c.meta_image_steps = 3000
+  c.meta_video_steps = 1000
   c.solution = ml_collections.ConfigDict({"image": {}, "video": {}, "text": {}, "speech": {},
                                           "tabular": {}})
   return c
@@ -46,6 +53,11 @@ def check(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     if a not in ABLATIONS:
       raise ValueError(f"config.ablations: unknown ablation {a!r}; choose from {ABLATIONS} "
                        "or 'all'")
+  if c.meta_train:
+    for dom in ("image", "video"):
+      if c.solution[dom].get("pretrained", ""):
+        raise ValueError(f"config.meta_train writes solution.{dom}.pretrained; set "
+                         f"config.meta_train=False to use your own file")
   if c.time_budget <= 0 or c.t0 <= 0 or c.num_seeds < 1:
     raise ValueError("config.time_budget and config.t0 must be > 0 and config.num_seeds >= 1")
   from jaxvision.autodl.solution import meta_learner  # pylint: disable=g-import-not-at-top
@@ -83,6 +95,7 @@ def get_config(arg=None) -> ml_collections.ConfigDict:
     c.solution.speech.tr34_frames = [125, 250, 500]   # DeepWisdom's lengths, 10 ms hop, 5 s cap
   if variant == "demo" or "demo" in flags:
     c.time_budget = 60.0
+    c.meta_train = True
     c.num_seeds = 3
     c.ablations = "all"
     c.init_time_limit = 600.0

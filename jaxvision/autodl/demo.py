@@ -7,7 +7,8 @@
 Writes the datasets of `jaxvision.autodl.demo_data` (or uses
 config.dataset_dirs), runs `jaxvision.autodl.run` (ingestion in a child
 process, scorer here) for every seed x dataset x participant (the full
-system, then one participant per ablation), and writes summary.json
+system, then one participant per ablation), after the offline meta-training of the image and
+video nets when config.meta_train (jaxvision.autodl.meta_train), and writes summary.json
 (per-dataset ALC/NAUC mean ± std over seeds, failures, per-participant mean
 ALC ± std) and leaderboard.md (average ranks on the mean ALCs).
 """
@@ -22,7 +23,8 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from jaxvision.autodl import config as config_lib
-from jaxvision.autodl import demo_data, run as run_lib, scoring
+from jaxvision.autodl import demo_data, meta_train, run as run_lib, scoring
+from jaxvision.autodl.solution import meta_learner
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/autodl.py[:variant]")
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/autodl_demo", "output folder")
@@ -47,6 +49,14 @@ def run_demo(c, workdir: str, log=print) -> dict:
   if not dirs:
     raise ValueError("no dataset: set config.datasets (demo names) or config.dataset_dirs")
   participants = ["full"] + list(config_lib.ablations(c))
+  base_sol = config_lib.solution_overrides(c)
+  meta = None
+  if c.meta_train:  # offline: before any run, not charged to a budget
+    meta_dir = c.meta_dir or os.path.join(workdir, "meta")
+    meta = meta_train.meta_train(meta_dir, base_sol, image_steps=c.meta_image_steps,
+                                 video_steps=c.meta_video_steps, log=log)
+    for dom, over in meta_train.solution_paths(meta_dir).items():
+      base_sol[dom] = dict(base_sol.get(dom, {}), **over)
   env = dict(os.environ)
   if c.jax_cache:
     env["JAX_COMPILATION_CACHE_DIR"] = os.path.join(workdir, "jax_cache")
@@ -55,7 +65,7 @@ def run_demo(c, workdir: str, log=print) -> dict:
   for seed in range(c.num_seeds):
     for name, ddir in dirs.items():
       for p in participants:
-        sol = dict(config_lib.solution_overrides(c), seed=seed)
+        sol = dict(base_sol, seed=seed)
         if p != "full":
           sol[p] = True
         out = os.path.join(workdir, "runs", p, f"seed{seed}", name)
@@ -69,7 +79,8 @@ def run_demo(c, workdir: str, log=print) -> dict:
             f"wall {time.time() - t:5.1f}s {'; '.join(res['errors'])[:120]}")
   summary = {"config": c.to_dict(), "time_budget": c.time_budget, "t0": c.t0,
              "num_seeds": c.num_seeds, "datasets": list(dirs), "participants": {},
-             "weights": config_lib.weights(c)}
+             "weights": meta_learner.weights(meta_learner.options(base_sol)),
+             "meta_train": meta}
   for p in participants:
     per = {}
     for d in dirs:

@@ -189,12 +189,16 @@ def _to_numpy(v) -> np.ndarray:
 
 def read_state_dict(path_or_state_dict: str | os.PathLike | Mapping[str, Any]) -> dict[str, Any]:
   """Loads a `state_dict` (file path or mapping), unwrapping {'state_dict': ...} / {'model': ...}
-  containers and a DataParallel 'module.' prefix."""
+  containers and a DataParallel 'module.' prefix. A `.npz` path is read with numpy (the
+  layout `export_state_dict` writes; torch is not needed)."""
   if isinstance(path_or_state_dict, (str, os.PathLike)):
-    torch = _require_torch()
     path = os.fspath(path_or_state_dict)
     if not os.path.exists(path):
       raise FileNotFoundError(f"torch checkpoint not found: {path}")
+    if path.endswith(".npz"):  # a state_dict saved with np.savez (no torch needed)
+      with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+    torch = _require_torch()
     sd = torch.load(path, map_location="cpu", weights_only=False)
   elif isinstance(path_or_state_dict, Mapping):
     sd = path_or_state_dict
@@ -291,6 +295,25 @@ def copy_tensors(expected, sd: Mapping[str, Any], *, strict: bool, title: str, h
     if conv is not None:
       arr = conv(arr)
     var.set_value(jnp.asarray(np.ascontiguousarray(arr), dtype=var.get_value().dtype))
+
+
+def export_state_dict(model: nnx.Module, naming: str = "torchvision") -> dict[str, np.ndarray]:
+  """`model`'s tensors under PyTorch names and layouts (the inverse of
+  `load_torch_checkpoint`): save with `np.savez(path, **sd)` and load back with
+  `load_torch_checkpoint(model, path)`, or `torch.save({k: torch.from_numpy(v)})` for torch."""
+  rules = naming_rules(model)
+  if naming not in rules:
+    raise ValueError(f"naming {naming!r} is not supported for {type(model).__name__}; "
+                     f"choose one of {sorted(rules)}.")
+  out = {}
+  for key, var, conv, want in _expected(model, rules[naming]):
+    arr = np.asarray(var.get_value(), np.float32)
+    if conv is not None:  # conv: [*spatial, ci, co] -> [co, ci, *spatial]; linear: [in, out] -> [out, in]
+      nd = arr.ndim
+      arr = np.transpose(arr, (nd - 1, nd - 2, *range(nd - 2)))
+    assert arr.shape == want, (key, arr.shape, want)
+    out[key] = np.ascontiguousarray(arr)
+  return out
 
 
 def widths_from_state_dict(name: str, sd, *, naming: str = "auto", **build_kw) -> list[int]:

@@ -129,7 +129,8 @@ def test_resnet18_logits_match_torch_and_head_rules(tmp_path):
   np.testing.assert_allclose(np.asarray(m3.conv1.kernel.get_value()),
                              big["conv1.weight"].permute(2, 3, 1, 0).numpy())
   small = _abstract(lambda: models.build("resnet18", 3, rngs=nnx.Rngs(0), width_multiplier=0.25))
-  with pytest.raises(ValueError, match="image.width_multiplier=1.0"):
+  with pytest.raises(ValueError, match=r"ResNet-18 of widths \[64, .*set "
+                     r"solution.image.width_multiplier=1$"):
     pretrained.load_resnet18(small, big)
 
 
@@ -145,7 +146,8 @@ def test_mc3_18_logits_match_torch_and_refusal():
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * max(1.0, np.abs(want).max()))
   demo_net = _abstract(lambda: nets.VideoNet(4, rngs=nnx.Rngs(0), width_multiplier=0.25,
                                              blocks=(1, 1, 1, 1)))
-  with pytest.raises(ValueError, match=r"video.width_multiplier=1.0.*video.blocks"):
+  with pytest.raises(ValueError, match=r"set solution.video.width_multiplier=1 and "
+                     r"solution.video.blocks=\[2,2,2,2\]$"):
     pretrained.load_mc3_18(demo_net, net.state_dict())
 
 
@@ -154,11 +156,15 @@ def test_options_check_and_weights_statement(tmp_path):
   from jaxvision.autodl.solution import meta_learner
   assert meta_learner.weights(meta_learner.options())["resnet18"] == "random init"
   path = tmp_path / "r18.pth"
-  torch.save({}, str(path))
-  with pytest.raises(ValueError, match="solution.image.width_multiplier=1.0"):
+  torch.save(_TorchResNet18(3).state_dict(), str(path))
+  with pytest.raises(ValueError, match="set solution.image.width_multiplier=1$"):
     meta_learner.options({"image": {"pretrained": str(path)}})
-  with pytest.raises(ValueError, match="video.blocks=\\[2,2,2,2\\]"):
-    meta_learner.options({"video": {"pretrained": str(path), "width_multiplier": 1.0}})
+  mc3 = tmp_path / "mc3.pth"
+  torch.save(_TorchMC3(3).state_dict(), str(mc3))
+  with pytest.raises(ValueError, match="video.blocks=\\[2,2,2,2\\]$"):
+    meta_learner.options({"video": {"pretrained": str(mc3), "width_multiplier": 1.0}})
+  with pytest.raises(ValueError, match="not a torchvision mc3_18-layout state_dict"):
+    meta_learner.options({"video": {"pretrained": str(path)}})
   with pytest.raises(ValueError, match="image.pretrained: no such file"):
     meta_learner.options({"image": {"pretrained": str(tmp_path / "nope.pth")}})
   c = config.get_config("smoke")

@@ -113,6 +113,30 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   return np.stack(chans, -1).astype(np.float32)
 
 
+def normalize_image(img: np.ndarray) -> np.ndarray:
+  """[..., H, W, C] in [0, 1] -> the image nets' input: ImageNet mean/std for RGB; grey
+  (x - 0.5) / 0.25 repeated to 3 channels."""
+  if img.shape[-1] == 3:
+    img = (img - np.array([0.485, 0.456, 0.406], np.float32)) / np.array(
+        [0.229, 0.224, 0.225], np.float32)
+  else:
+    img = (img - 0.5) / 0.25
+    if img.shape[-1] == 1:
+      img = np.repeat(img, 3, axis=-1)
+  return img.astype(np.float32)
+
+
+def normalize_video(frames: np.ndarray) -> np.ndarray:
+  """[..., T, H, W, C] in [0, 1] -> the video net's input: Kinetics mean/std for RGB; grey
+  (x - 0.5) / 0.25 repeated to 3 channels."""
+  if frames.shape[-1] == 3:
+    frames = (frames - np.array([0.43216, 0.394666, 0.37645], np.float32)) / np.array(
+        [0.22803, 0.22145, 0.216989], np.float32)
+  else:
+    frames = np.repeat((frames - 0.5) / 0.25, 3, axis=-1)
+  return frames.astype(np.float32)
+
+
 # ------------------------------------------------------------------ base cycle
 class Learner:
   """The shared anytime cycle (module doc). Subclasses set `domain` and `mode`,
@@ -357,15 +381,7 @@ class ImageLearner(_NetLearner):
     if self.rescale is not None:
       lo, hi = self.rescale
       img = (img - lo) / (hi - lo)
-    img = _resize(img, self.size)
-    if img.shape[-1] == 3:
-      img = (img - np.array([0.485, 0.456, 0.406], np.float32)) / np.array(
-          [0.229, 0.224, 0.225], np.float32)
-    else:
-      img = (img - 0.5) / 0.25
-      if img.shape[-1] == 1:
-        img = np.repeat(img, 3, axis=-1)
-    return img.astype(np.float32)
+    return normalize_image(_resize(img, self.size))
 
   def quick_features(self, xs):
     return _pool(_stack(list(xs)), 8).reshape(len(xs), -1)
@@ -429,13 +445,7 @@ class VideoLearner(_NetLearner):
     x = np.asarray(x, np.float32)
     t = self.d["frames"]
     idx = np.linspace(0, len(x) - 1, t).round().astype(int)
-    frames = np.stack([_resize(x[i], self.size) for i in idx])
-    if frames.shape[-1] == 3:
-      frames = (frames - np.array([0.43216, 0.394666, 0.37645], np.float32)) / np.array(
-          [0.22803, 0.22145, 0.216989], np.float32)
-    else:
-      frames = np.repeat((frames - 0.5) / 0.25, 3, axis=-1)
-    return frames.astype(np.float32)
+    return normalize_video(np.stack([_resize(x[i], self.size) for i in idx]))
 
   def quick_features(self, xs):
     """Translation-invariant: time-mean of |2-D FFT| of each grey frame, log1p."""

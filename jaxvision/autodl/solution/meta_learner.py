@@ -120,23 +120,18 @@ def options(overrides: dict | None = None) -> dict:
 
 def check(opts: dict) -> dict:
   """Fails fast (ValueError naming the option) on pretrained files that cannot load."""
-  need = {"image": "width_multiplier=1.0", "video": "width_multiplier=1.0 and video.blocks=[2,2,2,2]"}
-  for dom, fix in need.items():
+  from jaxvision.autodl.solution import pretrained  # noqa: PLC0415  (lazy: pulls in nets)
+  for dom in ("image", "video"):
     path = opts[dom].get("pretrained", "")
     if not path:
       continue
     if not os.path.isfile(path):
       raise ValueError(f"{dom}.pretrained: no such file {path!r} (set \"\" for random init)")
-    full = opts[dom]["width_multiplier"] == 1.0 and (
-        dom == "image" or list(opts[dom]["blocks"]) == [2, 2, 2, 2])
-    if not full:
-      raise ValueError(f"{dom}.pretrained needs the full torchvision architecture: set "
-                       f"solution.{dom}.{fix}")
+    pretrained.check_file(dom, opts[dom])
   for key in ("schedule_small_k", "schedule_large_k"):
     bad = [m for m in opts["speech"][key] if m not in SPEECH_MODELS]
     if bad:
       raise ValueError(f"speech.{key}: unknown models {bad}; choose from {SPEECH_MODELS}")
-  from jaxvision.autodl.solution import pretrained  # noqa: PLC0415  (lazy: pulls in nets)
   pretrained.check_tr34_options(opts["speech"])
   return opts
 

@@ -1,9 +1,10 @@
 """Pretrained weights from files the user supplies (options `pretrained`, `tr34_weights`).
 
-* image: a torchvision `resnet18` state_dict (.pth) into the zoo's `resnet18`
-  (needs image.width_multiplier = 1.0);
+* image: a torchvision `resnet18` state_dict (.pth) into the zoo's `resnet18` (needs
+  image.width_multiplier = 1.0), or the `.npz` `jaxvision.autodl.meta_train` writes in the
+  same layout at the options' width;
 * video: a torchvision `mc3_18` state_dict into `VideoNet` (needs video.width_multiplier
-  = 1.0 and video.blocks = [2, 2, 2, 2]);
+  = 1.0 and video.blocks = [2, 2, 2, 2]), or `meta_train`'s `.npz` at the options' widths;
 * speech: DeepWisdom's Keras `thin_resnet34.h5` (VGGVox resnet34s, read with h5py) into
   `nets.ThinResNet34` (`load_keras_tr34`; layer mapping and freezing rule below).
 
@@ -46,41 +47,87 @@ def _head_to_torch(sd: dict, fc: nnx.Linear, key: str = "fc") -> str:
   return f"head random init (checkpoint head {got}, task head {(cout, cin)})"
 
 
+def _shape(v) -> tuple[int, ...]:
+  return tuple(int(s) for s in v.shape)
+
+
+def resnet18_widths(sd) -> list[int]:
+  """The widths list (zoo `ResNet` order) of a torchvision-layout resnet18 state_dict."""
+  from jaxvision.models import torch_import  # pylint: disable=g-import-not-at-top
+  return torch_import.widths_from_state_dict("resnet18", sd, naming="torchvision")
+
+
+def mc3_arch(sd) -> tuple[list[int], tuple[int, ...]]:
+  """(widths [stem, s1..s4], blocks per stage) of a torchvision-layout mc3 state_dict."""
+  try:
+    widths = [_shape(sd["stem.0.weight"])[0]] + [
+        _shape(sd[f"layer{s}.0.conv1.0.weight"])[0] for s in range(1, 5)]
+  except KeyError as e:
+    raise ValueError(f"not a torchvision mc3_18-layout state_dict: key {e.args[0]!r} is "
+                     "missing") from None
+  blocks = tuple(len({k.split(".")[1] for k in sd if k.startswith(f"layer{s}.")})
+                 for s in range(1, 5))
+  return widths, blocks
+
+
+def _refuse(option: str, what: str, got, want, fix: str):
+  raise ValueError(f"{option} holds {what} {got}; the net built from the options has {want}: "
+                   f"set {fix}")
+
+
+def check_resnet18(widths: list[int], got: list[int], option: str = "image.pretrained"):
+  if list(got) != list(widths):
+    _refuse(option, "a ResNet-18 of widths", list(got), list(widths),
+            f"solution.image.width_multiplier={got[0] / 64:g}")
+
+
+def check_mc3(widths, blocks, got_widths, got_blocks, option: str = "video.pretrained"):
+  if list(got_widths) != list(widths) or tuple(got_blocks) != tuple(blocks):
+    _refuse(option, "an MC3 of (widths, blocks)", (list(got_widths), list(got_blocks)),
+            (list(widths), list(blocks)),
+            f"solution.video.width_multiplier={got_widths[0] / 64:g} and "
+            f"solution.video.blocks=[{','.join(str(b) for b in got_blocks)}]")
+
+
+def check_file(domain: str, d: dict):
+  """Fails fast (ValueError naming the option and the fix) when the `pretrained` file of
+  `domain` ('image' | 'video', options `d`) cannot load into the net the options build."""
+  from jaxvision.models import torch_import  # pylint: disable=g-import-not-at-top
+  from jaxvision.models.resnet import ResNet  # pylint: disable=g-import-not-at-top
+  option = f"{domain}.pretrained"
+  sd = torch_import.read_state_dict(d["pretrained"])
+  if domain == "image":
+    check_resnet18(ResNet.default_widths(18, d["width_multiplier"]), resnet18_widths(sd), option)
+  else:
+    from jaxvision.autodl.solution.nets import VideoNet  # pylint: disable=g-import-not-at-top
+    check_mc3(VideoNet.default_widths(d["width_multiplier"]), tuple(d["blocks"]), *mc3_arch(sd),
+              option=option)
+
+
 def load_resnet18(model, path_or_state_dict, *, option: str = "image.pretrained") -> str:
-  """Loads a torchvision resnet18 state_dict into the zoo ResNet-18 `model` (in place);
+  """Loads a torchvision-layout resnet18 state_dict (torchvision's own at width 1, or one
+  `meta_train` wrote at the demo's width) into the zoo ResNet-18 `model` (in place);
   returns a note on the head."""
   from jaxvision.models import torch_import  # pylint: disable=g-import-not-at-top
   from jaxvision.models.resnet import ResNet  # pylint: disable=g-import-not-at-top
   if not isinstance(model, ResNet) or model.depth != 18:
     raise ValueError(f"{option} holds torchvision resnet18 weights; the image backbone is "
                      f"{type(model).__name__}: keep 'resnet18' in image.backbones")
-  full = ResNet.default_widths(18, 1.0)
-  if list(model.widths) != full:
-    raise ValueError(f"{option} needs the full-width ResNet-18 (widths {full}); got "
-                     f"{model.widths}: set solution.image.width_multiplier=1.0")
   sd = torch_import.read_state_dict(path_or_state_dict)
+  check_resnet18(model.widths, resnet18_widths(sd), option)
   note = _head_to_torch(sd, model.fc)
   torch_import.load_torch_checkpoint(model, sd, naming="torchvision", strict=True)
   return note
 
 
-def check_mc3_18(model, option: str = "video.pretrained"):
-  """Refuses a VideoNet that is not MC3-18 (width 1, blocks [2, 2, 2, 2], RGB)."""
-  from jaxvision.autodl.solution.nets import VideoNet  # pylint: disable=g-import-not-at-top
-  full = VideoNet.default_widths(1.0)
-  if tuple(model.blocks) != (2, 2, 2, 2) or list(model.widths) != full:
-    raise ValueError(f"{option} holds torchvision mc3_18 weights but the video net has blocks "
-                     f"{list(model.blocks)} and widths {model.widths}: set "
-                     "solution.video.width_multiplier=1.0 and solution.video.blocks=[2,2,2,2]")
-  if model.in_channels != 3:
-    raise ValueError(f"{option}: mc3_18 takes 3 input channels, the net has {model.in_channels}")
-
-
 def load_mc3_18(model, path_or_state_dict, *, option: str = "video.pretrained") -> str:
-  """Loads a torchvision mc3_18 state_dict into a `VideoNet` (in place); returns a note."""
+  """Loads a torchvision-layout mc3 state_dict (torchvision's mc3_18, or one `meta_train`
+  wrote at the demo's widths and blocks) into a `VideoNet` (in place); returns a note."""
   from jaxvision.models import torch_import  # pylint: disable=g-import-not-at-top
-  check_mc3_18(model, option)
   sd = dict(torch_import.read_state_dict(path_or_state_dict))
+  check_mc3(model.widths, model.blocks, *mc3_arch(sd), option=option)
+  if model.in_channels != 3:
+    raise ValueError(f"{option}: mc3 takes 3 input channels, the net has {model.in_channels}")
   note = _head_to_torch(sd, model.fc)
   torch_import.load_torch_checkpoint(model, sd, naming="torchvision", strict=True)
   return note
