@@ -7,8 +7,9 @@ JAXVISION_AUTODL_CONFIG env var (set by `jaxvision.autodl.run`) over them.
 
 Pretrained weights: `image.pretrained` (a torchvision resnet18 state_dict .pth, needs
 image.width_multiplier 1) and `video.pretrained` (a torchvision mc3_18 state_dict, needs
-video.width_multiplier 1 and blocks [2,2,2,2]); "" = random init (the default: no
-weights ship offline). `speech.tr34_weights`: DeepWisdom's VoxCeleb Keras thin_resnet34.h5
+video.width_multiplier 1 and blocks [2,2,2,2]), or the `.npz` files that
+`jaxvision.autodl.meta_train` writes at these options' widths (pretrained offline on
+install-shipped glyph tasks; the demo does this); "" = random init (the default). `speech.tr34_weights`: DeepWisdom's VoxCeleb Keras thin_resnet34.h5
 (needs tr34_width_multiplier 1, tr34_blocks [2,3,3,3] and tr34_features "stft"; the first
 124 Keras layers are frozen when K >= 37, else 100).
 
