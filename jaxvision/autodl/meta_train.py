@@ -197,7 +197,7 @@ def meta_train(out: str, opts: dict | None = None, *, image_steps: int = 3000,
   im, vi = opts["image"], opts["video"]
   t = time.time()
   xs, y = glyphs(n_image, seed)
-  x = np.stack([learners.normalize_image(learners._resize(a, (32, 32))) for a in xs])  # pylint: disable=protected-access
+  x = np.stack([learners.normalize_image(learners.resize_image(a, (32, 32))) for a in xs])
   log(f"meta_train image: rendered {len(x)} glyphs in {time.time() - t:.1f}s")
   net = models.build("resnet18", len(LETTERS), rngs=nnx.Rngs(seed),
                      width_multiplier=im["width_multiplier"])

@@ -103,7 +103,7 @@ def _pool(img: np.ndarray, out: int) -> np.ndarray:
   return img.reshape(*s[:-3], out, fh, out, fw, s[-1]).mean(axis=(-4, -2))
 
 
-def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   """[H, W, C] -> [h, w, C] bicubic (PIL, per channel), identity when the size matches."""
   if img.shape[:2] == tuple(size):
     return img.astype(np.float32)
@@ -381,7 +381,7 @@ class ImageLearner(_NetLearner):
     if self.rescale is not None:
       lo, hi = self.rescale
       img = (img - lo) / (hi - lo)
-    return normalize_image(_resize(img, self.size))
+    return normalize_image(resize_image(img, self.size))
 
   def quick_features(self, xs):
     return _pool(_stack(list(xs)), 8).reshape(len(xs), -1)
@@ -445,7 +445,7 @@ class VideoLearner(_NetLearner):
     x = np.asarray(x, np.float32)
     t = self.d["frames"]
     idx = np.linspace(0, len(x) - 1, t).round().astype(int)
-    return normalize_video(np.stack([_resize(x[i], self.size) for i in idx]))
+    return normalize_video(np.stack([resize_image(x[i], self.size) for i in idx]))
 
   def quick_features(self, xs):
     """Translation-invariant: time-mean of |2-D FFT| of each grey frame, log1p."""
