@@ -15,8 +15,11 @@ Variants (``:<variant>``):
   demo      the 7 embedded datasets of jaxvision.autodl.demo_data (digits image; breast
             cancer, wine, wine multilabel tabular; moving digits video; sonified digits
             speech; library docstrings text), T = 60 s per dataset, 3 seeds, the three §7
-            ablations as extra participants. Targets: no failure; ALC digits >= 0.75,
-            breast cancer >= 0.85; each ablation lowers the mean ALC.
+            ablations as extra participants; first, the offline meta-training of the image
+            and video nets on install-shipped glyph tasks (jaxvision.autodl.meta_train,
+            once per workdir, about 4.5 min on 2 CPU cores; config.meta_train=False skips
+            it). Targets: no failure; ALC digits >= 0.75, breast cancer >= 0.85; each
+            ablation lowers the mean ALC.
   smoke     two tiny datasets (wine, digits), T = 10 s, 1 seed, no ablation (CI).
 """
 from jaxvision.autodl.config import VARIANTS, get_config  # noqa: F401  (the schema's variants)

@@ -16,7 +16,8 @@ from jaxvision.autodl.demo_data import DATASETS
 
 VARIANTS = ("paper", "demo", "smoke")
 
-ABLATIONS = ("no_warmstart", "last_checkpoint", "load_all")
+ABLATIONS = ("random_init", "last_checkpoint", "load_all")   # §7 (a), (b), (c): "all"
+EXTRA_ABLATIONS = ("no_warmstart",)   # (a) widened: also restart every learner at every call
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -48,11 +49,10 @@ def check(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   for name in filter(None, c.datasets.split(",")):
     if name not in DATASETS:
       raise ValueError(f"config.datasets: unknown dataset {name!r}; choose from {DATASETS}")
-  abl = ABLATIONS if c.ablations == "all" else tuple(filter(None, c.ablations.split(",")))
-  for a in abl:
-    if a not in ABLATIONS:
-      raise ValueError(f"config.ablations: unknown ablation {a!r}; choose from {ABLATIONS} "
-                       "or 'all'")
+  for a in ablations(c):
+    if a not in ABLATIONS + EXTRA_ABLATIONS:
+      raise ValueError(f"config.ablations: unknown ablation {a!r}; choose from "
+                       f"{ABLATIONS + EXTRA_ABLATIONS} or 'all' (= {','.join(ABLATIONS)})")
   if c.meta_train:
     for dom in ("image", "video"):
       if c.solution[dom].get("pretrained", ""):

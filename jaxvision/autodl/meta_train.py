@@ -27,7 +27,7 @@ They are written in torchvision layout as `.npz` (no torch needed), with `meta_t
 The demo (`configs/autodl.py:demo`, `config.meta_train=True`) runs this once per workdir
 before any run (offline: not charged to a budget, as the winners' pretraining was not) and
 passes the files as solution.image.pretrained / video.pretrained; ablation (a)
-`no_warmstart` ignores them. Speech (ThinResNet-34) and text (TextCNN) stay random init.
+`random_init` ignores them. Speech (ThinResNet-34) and text (TextCNN) stay random init.
 """
 from __future__ import annotations
 

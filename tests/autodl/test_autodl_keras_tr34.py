@@ -270,5 +270,8 @@ def test_speech_learner_loads_reports_and_freezes(h5):
                                           hop_length=160))[:, :16]
   np.testing.assert_allclose(spec, (mag - mag.mean(0)) / (mag.std(0) + 1e-5), atol=2e-2)
   np.testing.assert_allclose(spec.astype(np.float32).std(0), 1.0, atol=1e-2)
-  opts["no_warmstart"] = True  # ablation (a): random init, nothing frozen
+  opts["random_init"] = True  # ablation (a): random init, nothing frozen, warm starts kept
+  a = SpeechLearner(md, opts)
+  assert a.init_notes() == {"thin_resnet34": "random init"} and not a.no_warmstart
+  opts["random_init"], opts["no_warmstart"] = False, True  # (a) widened
   assert SpeechLearner(md, opts).init_notes() == {"thin_resnet34": "random init"}

@@ -63,7 +63,7 @@ def test_export_state_dict_round_trip():
 
 def test_meta_train_weights_load_reuse_and_demo_wiring(tmp_path):
   c = config.get_config("smoke")
-  c.datasets, c.time_budget, c.ablations = "wine", 4.0, "no_warmstart"
+  c.datasets, c.time_budget, c.ablations = "wine", 4.0, "random_init"
   c.meta_train, c.meta_dir = True, str(tmp_path / "meta")
   c.meta_image_steps, c.meta_video_steps = 3, 2
   c.solution.video.width_multiplier = 0.125
@@ -86,7 +86,9 @@ def test_meta_train_weights_load_reuse_and_demo_wiring(tmp_path):
   opts = meta_learner.options({k: dict(sol.get(k, {}), **paths[k]) for k in paths})
   w = meta_learner.weights(opts)
   assert w["resnet18"].endswith("image_resnet18.npz") and w["mc3_18"].endswith("video_mc3.npz")
-  opts["no_warmstart"] = True
+  opts["random_init"] = True  # ablation (a)
+  assert set(meta_learner.weights(opts).values()) == {"random init (random_init ablation)"}
+  opts["random_init"], opts["no_warmstart"] = False, True  # (a) widened
   assert set(meta_learner.weights(opts).values()) == {"random init (no_warmstart ablation)"}
   with pytest.raises(ValueError, match="set solution.image.width_multiplier=0.125$"):
     meta_learner.options(dict(paths, image=dict(paths["image"], width_multiplier=0.25)))
@@ -97,6 +99,7 @@ def test_meta_train_weights_load_reuse_and_demo_wiring(tmp_path):
   assert s["weights"]["resnet18"] == f"weights file {paths['image']['pretrained']}"
   assert s["meta_train"]["image_steps"] == 3
   assert not s["participants"]["full"]["datasets"]["wine"]["failures"]
+  assert not s["participants"]["random_init"]["datasets"]["wine"]["failures"]
   c.solution.image.pretrained = paths["image"]["pretrained"]
   with pytest.raises(ValueError, match="config.meta_train=False"):
     config.check(c)

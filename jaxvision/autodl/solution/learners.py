@@ -150,6 +150,7 @@ class Learner:
     self.k = metadata.get_output_size()
     self.seed = int(opts["seed"])
     self.no_warmstart = bool(opts["no_warmstart"])
+    self.random_init = bool(opts["random_init"]) or self.no_warmstart
     self.ingestor = DataIngestor(metadata.size(), self.schedule(), val_frac=opts["val_frac"],
                                  val_cap=opts["val_cap"], load_all=bool(opts["load_all"]),
                                  seed=self.seed, transform=self.transform)
@@ -303,8 +304,8 @@ class _NetLearner(Learner):
 
   # pretrained weights (option `pretrained`: a torchvision state_dict file; "" = random init)
   def use_pretrained(self) -> bool:
-    """The ablation `no_warmstart` (a: random init / no warm start) ignores the weights."""
-    return bool(self.d.get("pretrained")) and not self.no_warmstart
+    """Ablation (a) `random_init` (and `no_warmstart`) ignores the weights."""
+    return bool(self.d.get("pretrained")) and not self.random_init
 
   def state_dict(self) -> dict:
     if getattr(self, "_state_dict", None) is None:
@@ -619,8 +620,8 @@ class SpeechLearner(Learner):
 
   # pretrained (option `tr34_weights`: DeepWisdom's Keras thin_resnet34.h5; "" = random init)
   def use_tr34_weights(self) -> bool:
-    """The ablation `no_warmstart` (random init / no warm start) ignores the weights."""
-    return bool(self.d.get("tr34_weights")) and not self.no_warmstart
+    """Ablation (a) `random_init` (and `no_warmstart`) ignores the weights."""
+    return bool(self.d.get("tr34_weights")) and not self.random_init
 
   def build_tr34(self, seed: int):
     """ThinResNet34; with tr34_weights the Keras weights are loaded (strict) into it."""

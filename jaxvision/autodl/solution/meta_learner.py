@@ -9,15 +9,16 @@ Pretrained weights: `image.pretrained` (a torchvision resnet18 state_dict .pth, 
 image.width_multiplier 1) and `video.pretrained` (a torchvision mc3_18 state_dict, needs
 video.width_multiplier 1 and blocks [2,2,2,2]), or the `.npz` files that
 `jaxvision.autodl.meta_train` writes at these options' widths (pretrained offline on
-install-shipped glyph tasks; the demo does this); "" = random init (the default). `speech.tr34_weights`: DeepWisdom's VoxCeleb Keras thin_resnet34.h5
-(needs tr34_width_multiplier 1, tr34_blocks [2,3,3,3] and tr34_features "stft"; the first
-124 Keras layers are frozen when K >= 37, else 100).
+install-shipped glyph tasks; the demo does this); "" = random init (the default).
+`speech.tr34_weights`: DeepWisdom's VoxCeleb Keras thin_resnet34.h5 (needs
+tr34_width_multiplier 1, tr34_blocks [2,3,3,3] and tr34_features "stft"; the first 124
+Keras layers are frozen when K >= 37, else 100).
 
-Ablation switches (§7): `no_warmstart` (every train call restarts its
-learner from random init / from scratch, and the `pretrained` files are ignored:
-ablation (a) "random init or no warm-start"), `last_checkpoint` (predict with the
-latest model instead of the validation ensemble), `load_all` (read the whole
-training set before the first prediction).
+Ablation switches (§7): `random_init` ((a) "random init instead of pretrained weights":
+the `pretrained` / `tr34_weights` files are ignored), `last_checkpoint` ((b): predict with
+the latest model instead of the validation ensemble), `load_all` ((c): read the whole
+training set before the first prediction); `no_warmstart` (a widened: random init and
+every train call restarts its learner from scratch).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ CONFIG_ENV = "JAXVISION_AUTODL_CONFIG"
 
 DEFAULTS = {
     "seed": 0,
+    "random_init": False,
     "no_warmstart": False,
     "last_checkpoint": False,
     "load_all": False,
@@ -149,6 +151,7 @@ def weights(opts: dict) -> dict:
   out["autodl_resnet9"] = out["textcnn"] = "random init"
   from jaxvision.autodl.solution import pretrained  # noqa: PLC0415
   out["thin_resnet34"] = pretrained.describe_tr34(opts["speech"].get("tr34_weights", ""))
-  if opts["no_warmstart"]:
-    out = {k: "random init (no_warmstart ablation)" for k in out}
+  if opts["no_warmstart"] or opts["random_init"]:
+    abl = "no_warmstart" if opts["no_warmstart"] else "random_init"
+    out = {k: f"random init ({abl} ablation)" for k in out}
   return out
