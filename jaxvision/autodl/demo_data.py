@@ -81,21 +81,26 @@ def wine_multilabel(seed: int):
           list(d.target_names) + ["high_proline"], None)
 
 
+def slide(img: np.ndarray, rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
+  """[h, w] in [0, 1] pasted into `frames` [size, size] frames, moving in a straight line
+  from a random start to a random end (rounded to pixels, quantised to 1/255):
+  [frames, size, size, 1]."""
+  h, w = img.shape
+  (r0, c0), (r1, c1) = rng.integers(0, size - max(h, w) + 1, size=(2, 2))
+  clip = np.zeros((frames, size, size, 1), np.float32)
+  for t in range(frames):
+    a = t / (frames - 1)
+    r, c = int(round(r0 + a * (r1 - r0))), int(round(c0 + a * (c1 - c0)))
+    clip[t, r:r + h, c:c + w, 0] = img
+  return np.round(clip * 255) / 255
+
+
 def moving_digits(seed: int, n: int = 600, frames: int = 8, size: int = 16):
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   d = load_digits()
   rng = np.random.default_rng(1000 + seed)
   pick = rng.choice(len(d.target), n, replace=False)
-  xs = []
-  for i in pick:
-    img = d.images[i] / 16.0
-    (r0, c0), (r1, c1) = rng.integers(0, size - 8 + 1, size=(2, 2))
-    clip = np.zeros((frames, size, size, 1), np.float32)
-    for t in range(frames):
-      a = t / (frames - 1)
-      r, c = int(round(r0 + a * (r1 - r0))), int(round(c0 + a * (c1 - c0)))
-      clip[t, r:r + 8, c:c + 8, 0] = img
-    xs.append(np.round(clip * 255) / 255)
+  xs = [slide(d.images[i] / 16.0, rng, frames, size) for i in pick]
   y = d.target[pick]
   return xs, _onehot(y, 10), y, "png", [str(i) for i in range(10)], None
 

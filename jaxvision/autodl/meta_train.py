@@ -93,43 +93,32 @@ def _area(img: np.ndarray, res: int) -> np.ndarray:
   return img.reshape(res, f, res, f).mean(axis=(1, 3))
 
 
-def glyphs(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-  """The image source task: n letters as [r, r, 1] images, r in {8, 16, 32}; labels [n]."""
-  rng = np.random.default_rng(seed)
+def _letters(n: int, rng: np.random.Generator, make) -> tuple[list[np.ndarray], np.ndarray]:
+  """n examples make(glyph [32, 32]) of random letters in random faces; labels [n]."""
   faces = fonts()
   xs, ys = [], []
   while len(xs) < n:
     k = int(rng.integers(len(LETTERS)))
     img = render_glyph(LETTERS[k], faces[int(rng.integers(len(faces)))], rng)
-    if img.max() <= 0:
-      continue
-    res = (8, 16, 32)[int(rng.integers(3))]
-    xs.append(np.round(_area(img, res) * 255)[..., None] / 255.0)
-    ys.append(k)
+    if img.max() > 0:  # a face without the glyph draws nothing
+      xs.append(make(img))
+      ys.append(k)
   return xs, np.asarray(ys)
+
+
+def glyphs(n: int, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
+  """The image source task: n letters as [r, r, 1] images, r in {8, 16, 32}; labels [n]."""
+  rng = np.random.default_rng(seed)
+  return _letters(n, rng, lambda g: np.round(
+      _area(g, (8, 16, 32)[int(rng.integers(3))]) * 255)[..., None] / 255.0)
 
 
 def moving_glyphs(n: int, seed: int = 0, frames: int = 8, size: int = 16):
   """The video source task: n clips [frames, size, size, 1] of an 8x8 letter moving in a
-  straight line (as demo_data.moving_digits moves digits); labels [n]."""
+  straight line (demo_data.slide, as moving_digits moves digits); labels [n]."""
+  from jaxvision.autodl.demo_data import slide  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(seed)
-  faces = fonts()
-  xs, ys = [], []
-  while len(xs) < n:
-    k = int(rng.integers(len(LETTERS)))
-    img = render_glyph(LETTERS[k], faces[int(rng.integers(len(faces)))], rng)
-    if img.max() <= 0:
-      continue
-    img = _area(img, 8)
-    (r0, c0), (r1, c1) = rng.integers(0, size - 8 + 1, size=(2, 2))
-    clip = np.zeros((frames, size, size, 1), np.float32)
-    for t in range(frames):
-      a = t / (frames - 1)
-      r, c = int(round(r0 + a * (r1 - r0))), int(round(c0 + a * (c1 - c0)))
-      clip[t, r:r + 8, c:c + 8, 0] = img
-    xs.append(np.round(clip * 255) / 255)
-    ys.append(k)
-  return xs, np.asarray(ys)
+  return _letters(n, rng, lambda g: slide(_area(g, 8), rng, frames, size))
 
 
 def _train(model, x: np.ndarray, y: np.ndarray, d: dict, steps: int, seed: int, log, tag: str):

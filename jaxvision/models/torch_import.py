@@ -193,12 +193,13 @@ def read_state_dict(path_or_state_dict: str | os.PathLike | Mapping[str, Any]) -
   layout `export_state_dict` writes; torch is not needed)."""
   if isinstance(path_or_state_dict, (str, os.PathLike)):
     path = os.fspath(path_or_state_dict)
+    npz = path.endswith(".npz")  # a state_dict saved with np.savez (no torch needed)
+    torch = None if npz else _require_torch()
     if not os.path.exists(path):
       raise FileNotFoundError(f"torch checkpoint not found: {path}")
-    if path.endswith(".npz"):  # a state_dict saved with np.savez (no torch needed)
+    if npz:
       with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
-    torch = _require_torch()
     sd = torch.load(path, map_location="cpu", weights_only=False)
   elif isinstance(path_or_state_dict, Mapping):
     sd = path_or_state_dict

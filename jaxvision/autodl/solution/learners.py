@@ -113,28 +113,25 @@ def resize_image(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   return np.stack(chans, -1).astype(np.float32)
 
 
-def normalize_image(img: np.ndarray) -> np.ndarray:
-  """[..., H, W, C] in [0, 1] -> the image nets' input: ImageNet mean/std for RGB; grey
-  (x - 0.5) / 0.25 repeated to 3 channels."""
-  if img.shape[-1] == 3:
-    img = (img - np.array([0.485, 0.456, 0.406], np.float32)) / np.array(
-        [0.229, 0.224, 0.225], np.float32)
+def _normalize(x: np.ndarray, mean, std) -> np.ndarray:
+  """[..., C] in [0, 1]: RGB (x - mean) / std; grey (x - 0.5) / 0.25 repeated to 3 channels."""
+  if x.shape[-1] == 3:
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
   else:
-    img = (img - 0.5) / 0.25
-    if img.shape[-1] == 1:
-      img = np.repeat(img, 3, axis=-1)
-  return img.astype(np.float32)
+    x = (x - 0.5) / 0.25
+    if x.shape[-1] == 1:
+      x = np.repeat(x, 3, axis=-1)
+  return x.astype(np.float32)
+
+
+def normalize_image(img: np.ndarray) -> np.ndarray:
+  """[..., H, W, C] in [0, 1] -> the image nets' input (ImageNet mean/std for RGB)."""
+  return _normalize(img, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
 def normalize_video(frames: np.ndarray) -> np.ndarray:
-  """[..., T, H, W, C] in [0, 1] -> the video net's input: Kinetics mean/std for RGB; grey
-  (x - 0.5) / 0.25 repeated to 3 channels."""
-  if frames.shape[-1] == 3:
-    frames = (frames - np.array([0.43216, 0.394666, 0.37645], np.float32)) / np.array(
-        [0.22803, 0.22145, 0.216989], np.float32)
-  else:
-    frames = np.repeat((frames - 0.5) / 0.25, 3, axis=-1)
-  return frames.astype(np.float32)
+  """[..., T, H, W, C] in [0, 1] -> the video net's input (Kinetics mean/std for RGB)."""
+  return _normalize(frames, [0.43216, 0.394666, 0.37645], [0.22803, 0.22145, 0.216989])
 
 
 # ------------------------------------------------------------------ base cycle
