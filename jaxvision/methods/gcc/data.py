@@ -318,3 +318,33 @@ def faces_gan(config) -> Dataset:
   from jaxvision.data.photos import faces_arrays
   xtr, ytr, xte, yte = faces_arrays(64, 3)
   return _noise_dataset("faces_gan", _Indexed(xtr[ytr == 1]), _Indexed(xte[yte == 1]), 64)
+
+
+@DATASETS.register("faces_edges")
+def faces_edges(config) -> Dataset:
+  """Demo: edges -> face on the real faces of scikit-image's lfw_subset (the 75 train / 25 test
+  faces of `faces_gan`, grey 25x25 resized bilinearly to image_size and replicated to 3
+  channels). Records {image: Canny edges of the face (skimage.feature.canny, sigma
+  config.dataset.canny_sigma, default 1.5; uint8 0/255), target: the face}; pp: joint
+  flip (train), both scaled to [-1, 1]. A narrow domain, as edges2shoes is: the face's layout
+  follows from its edges, its brightness does not."""
+  from skimage.feature import canny
+
+  from jaxvision.data.base import ArrayRecords
+  from jaxvision.data.photos import faces_arrays
+  size = int(config.dataset.get("image_size", 64))
+  sigma = float(config.dataset.get("canny_sigma", 1.5))
+  xtr, ytr, xte, yte = faces_arrays(size, 3)
+
+  def records(x):
+    e = np.stack([canny(im[..., 0] / 255.0, sigma=sigma) for im in x]).astype(np.uint8) * 255
+    return ArrayRecords(image=np.repeat(e[..., None], 3, axis=-1), target=x)
+
+  both = "keys=('image', 'target')"
+  post = f"to_float({both})|normalize('half', {both})"
+  info = DataInfo("faces_edges", int((ytr == 1).sum()), int((yte == 1).sum()),
+                  value_range=(-1.0, 1.0),
+                  features={"image": ((size, size, 3), "float32"),
+                            "target": ((size, size, 3), "float32")})
+  return Dataset(info, records(xtr[ytr == 1]), records(xte[yte == 1]), f"flip_lr({both})|{post}",
+                 post)

@@ -46,6 +46,36 @@ def test_sagan_recipe_and_faces_data():
   assert ds.info.num_train + ds.info.num_eval == 100                  # the 100 lfw faces
 
 
+def test_faces_edges_pairs_are_canny_of_the_same_face_and_flip_together():
+  """The Pix2Pix demo data: edges -> face on the 75 / 25 lfw faces of faces_gan."""
+  from skimage.feature import canny
+
+  from jaxvision.data.base import Pipeline
+  c = _config("pix2pix_cityscapes,demo")
+  assert c.dataset.name == "faces_edges"
+  ds = gdata.faces_edges(c)
+  faces = gdata.faces_gan(c)
+  assert (ds.info.num_train, ds.info.num_eval) == (75, 25)
+  r = ds.eval[7]
+  np.testing.assert_array_equal(r["target"], faces.eval[7]["image"])
+  want = canny(r["target"][..., 0] / 255.0, sigma=1.5)
+  np.testing.assert_array_equal(r["image"], np.repeat(want[..., None], 3, -1) * 255)
+  # pp flips image and target together (a flipped face's edges are the flipped edges)
+  flips = set()
+  pipe = Pipeline(ds, 25, seed=0, num_threads=1)
+  for step in range(4):
+    b = pipe.train_batch(step)
+    for j in range(25):
+      rec = ds.train[pipe._index(step * 25 + j)]
+      tgt = np.round((b["target"][j] + 1) * 127.5).astype(np.uint8)
+      f = not np.array_equal(tgt, rec["target"])
+      np.testing.assert_array_equal(tgt, rec["target"][:, ::-1] if f else rec["target"])
+      edge = np.round((b["image"][j] + 1) * 127.5).astype(np.uint8)
+      np.testing.assert_array_equal(edge, rec["image"][:, ::-1] if f else rec["image"])
+      flips.add(f)
+  assert flips == {False, True}
+
+
 def _smoke():
   return _config("sagan_celeba,smoke")
 
