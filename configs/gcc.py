@@ -336,6 +336,7 @@ def get_config(arg=None):
   config_lib.apply_flags(c, flags, demo={
       "models": _unet_roles(16, 8, 16, num_downs=6), "dataset.name": "faces_edges",
       "evals": _paired_evals(),
+      # num_train: photos_edges crops only (faces_edges has its 75 faces)
       "dataset.image_size": 64, "dataset.num_train": 4000, "gcc.task": "paired",
       "gcc.loss_type": "hinge", "gcc.sparsity_steps": 100, "gcc.gcc_steps": 600,
       "gcc.target_macs": 0.2 * demo_teacher_macs, "gcc.sparsity_epochs": 0.0,

@@ -81,13 +81,19 @@ def photos(split: str = "train") -> list[np.ndarray]:
   return [photo(n) for n in (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)]
 
 
+def canny_edges(grey: np.ndarray, sigma: float) -> np.ndarray:
+  """Canny edges (skimage.feature.canny) of a grey image [H, W] in [0, 1] as uint8
+  [H, W, 3] in {0, 255}."""
+  from skimage.feature import canny
+  e = canny(grey, sigma=sigma)
+  return np.repeat((e.astype(np.uint8) * 255)[..., None], 3, axis=-1)
+
+
 @functools.lru_cache(maxsize=None)
 def edge_map(name: str, sigma: float = 2.0) -> np.ndarray:
-  """Canny edges (skimage.feature.canny on the grey photo) as uint8 [H, W, 3] in {0, 255}."""
+  """canny_edges of the grey photo (read-only)."""
   from skimage.color import rgb2gray
-  from skimage.feature import canny
-  e = canny(rgb2gray(photo(name)), sigma=sigma)
-  out = np.repeat((e.astype(np.uint8) * 255)[..., None], 3, axis=-1)
+  out = canny_edges(rgb2gray(photo(name)), sigma)
   out.setflags(write=False)
   return out
 

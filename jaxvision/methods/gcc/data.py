@@ -328,17 +328,15 @@ def faces_edges(config) -> Dataset:
   config.dataset.canny_sigma, default 1.5; uint8 0/255), target: the face}; pp: joint
   flip (train), both scaled to [-1, 1]. A narrow domain, as edges2shoes is: the face's layout
   follows from its edges, its brightness does not."""
-  from skimage.feature import canny
-
   from jaxvision.data.base import ArrayRecords
-  from jaxvision.data.photos import faces_arrays
+  from jaxvision.data.photos import canny_edges, faces_arrays
   size = int(config.dataset.get("image_size", 64))
   sigma = float(config.dataset.get("canny_sigma", 1.5))
   xtr, ytr, xte, yte = faces_arrays(size, 3)
 
   def records(x):
-    e = np.stack([canny(im[..., 0] / 255.0, sigma=sigma) for im in x]).astype(np.uint8) * 255
-    return ArrayRecords(image=np.repeat(e[..., None], 3, axis=-1), target=x)
+    return ArrayRecords(image=np.stack([canny_edges(im[..., 0] / 255.0, sigma) for im in x]),
+                        target=x)
 
   both = "keys=('image', 'target')"
   post = f"to_float({both})|normalize('half', {both})"
